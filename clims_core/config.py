@@ -1,0 +1,131 @@
+"""Config validation: schema (types, enums, unknown keys, defaults) then cross-key checks, before any job runs.
+
+Every problem is reported as one line that names the key and the expected form, e.g.
+``config key 'data.on_error': expected one of ['strict', 'skip'], got 'maybe'``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message is one line naming the key."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that fills each property's default before validating it (nested sections get theirs too)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator: Any, props: dict, instance: Any, schema: dict) -> Iterator:
+        if isinstance(instance, dict):
+            for name, subschema in props.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+_FillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key(path: Any) -> str:
+    return ".".join(str(part) for part in path) or "<root>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn a jsonschema error into one line naming the key and the expected form."""
+    key = _key(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    hint = f" ({schema['description']})" if "description" in schema else ""
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        prefix = f"{key}." if error.absolute_path else ""
+        return f"config key '{prefix}{unknown[0]}' is unknown; allowed keys here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"config key '{key}': expected one of {error.validator_value}, got {error.instance!r}"
+    if error.validator == "type":
+        return f"config key '{key}': expected {error.validator_value}, got {error.instance!r}{hint}"
+    return f"config key '{key}': {error.message}{hint}"
+
+
+def validate_schema(config: dict, schema: dict | None = None) -> dict:
+    """Validate against the JSON schema and return a copy with every default filled in."""
+    filled = copy.deepcopy(config) if config else {}
+    validator = _FillingValidator(schema if schema is not None else load_schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: (len(e.absolute_path), _key(e.absolute_path)))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    return filled
+
+
+def _check_dataset(config: dict, base: Path) -> None:
+    data, demo = config["data"], config["demo_world"]
+    if demo["enabled"]:
+        if data["root"] is not None:
+            raise ConfigError("config key 'data.root': expected null when demo_world.enabled is true (the demo world is the dataset)")
+        from clims_core.data.demo_world import DemoWorldSettings
+
+        try:
+            DemoWorldSettings(**demo_world_arguments(config))
+        except ValueError as error:
+            raise ConfigError(f"config key 'demo_world': {error}") from None
+        return
+    if data["root"] is None:
+        raise ConfigError("config key 'data.root': expected the path of a VOC-layout dataset folder (or demo_world.enabled: true)")
+    root = resolve(base, data["root"])
+    if not root.is_dir():
+        raise ConfigError(f"config key 'data.root': dataset folder {root} does not exist (expected a VOC-layout folder with JPEGImages/, Annotations/, ImageSets/)")
+    for split, relative in data["splits"].items():
+        if not (root / relative).is_file():
+            raise ConfigError(f"config key 'data.splits.{split}': list file {root / relative} does not exist (expected one image id per line)")
+    if data["captions"] is not None and not (resolve(base, data["captions"]) / "captions.tsv").is_file():
+        raise ConfigError(f"config key 'data.captions': {resolve(base, data['captions'])}/captions.tsv does not exist (expected images/<id>.jpg + captions.tsv)")
+
+
+def _check_confounders(config: dict, base: Path) -> None:
+    classes, stuff = config["data"]["classes"], config["data"]["stuff_classes"]
+    for name, stuff_name in config["eval"]["confounders"].items():
+        if name not in classes:
+            raise ConfigError(f"config key 'eval.confounders.{name}': class {name!r} is not in data.classes {classes}")
+        if stuff_name not in stuff:
+            raise ConfigError(f"config key 'eval.confounders.{name}': stuff {stuff_name!r} is not in data.stuff_classes {stuff}")
+
+
+# Cross-key checks run in order after the schema; later stages append theirs.
+CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders]
+
+
+def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:
+    """Schema + cross-key checks; returns the filled config or raises :class:`ConfigError` (one line)."""
+    filled = validate_schema(config, schema)
+    for check in CHECKS:
+        check(filled, Path(base_dir))
+    return filled
+
+
+def resolve(base: Path, path: str) -> Path:
+    """A config path, relative to the folder Snakemake runs in unless absolute."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else Path(base) / candidate
+
+
+def demo_world_arguments(config: dict) -> dict[str, Any]:
+    """Keyword arguments of ``DemoWorldSettings`` from a validated config."""
+    section = {key: value for key, value in config["demo_world"].items() if key != "enabled"}
+    return {**section, "classes": tuple(config["data"]["classes"]), "stuff_classes": tuple(config["data"]["stuff_classes"])}

@@ -1,0 +1,1 @@
+"""Datasets: the VOC-layout reader, the manifest, and the demo world generator."""

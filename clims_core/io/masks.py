@@ -1,0 +1,53 @@
+"""Label masks as VOC palette PNGs: 0 = background, 1..C = classes, 255 = ignore."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from clims_core.io.atomic import atomic_path
+
+IGNORE_INDEX = 255
+
+
+def voc_colormap(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (bit-interleaved), as an ``(n, 3)`` uint8 array; 255 maps to (224, 224, 192)."""
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap
+
+
+_PALETTE = voc_colormap().reshape(-1).tolist()
+
+
+def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Write a 2-D uint8 label map as a palette PNG with the VOC colour map, atomically."""
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: a mask must be 2-D (H x W), got shape {mask.shape}")
+    image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
+    image.putpalette(_PALETTE)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", optimize=False)
+
+
+def load_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a label PNG as a uint8 ``H x W`` array of indices (palette indices, not colours)."""
+    with Image.open(path) as image:
+        if image.mode not in ("P", "L"):
+            raise ValueError(f"{path}: expected a palette (P) or greyscale (L) PNG of class indices, got mode {image.mode}")
+        return np.asarray(image, dtype=np.uint8).copy()
+
+
+def colorize(mask: np.ndarray) -> np.ndarray:
+    """RGB rendering of a label map with the VOC colours (for figures)."""
+    return voc_colormap()[mask]

@@ -1,0 +1,35 @@
+# Shared helpers: config validation (before any job runs), output tags, per-stage code versions.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from clims_core.config import ConfigError, demo_world_arguments, validate_config
+from clims_core.tags import tag
+from clims_core.version import stage_code_version
+
+try:
+    CFG = validate_config(config, base_dir=Path.cwd())
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RESULTS = CFG["results"]
+LOGS = CFG["logs"]
+DEMO = CFG["demo_world"]["enabled"]
+
+# Demo world: its tag covers every generator setting (classes and stuff included).
+DEMO_ARGS = demo_world_arguments(CFG)
+DEMO_TAG = tag(DEMO_ARGS)
+DEMO_DIR = f"{RESULTS}/demo_world/{DEMO_TAG}"
+
+# Dataset: the demo world's VOC folder or the user's.
+DATA_ROOT = f"{DEMO_DIR}/VOC" if DEMO else CFG["data"]["root"]
+CAPTIONS = f"{DEMO_DIR}/captions" if DEMO else CFG["data"]["captions"]
+DATA_TAG = tag(CFG["data"], *([DEMO_TAG] if DEMO else []))
+MANIFEST = f"{RESULTS}/data/{DATA_TAG}/manifest.json"
+
+ALL_TARGETS = [MANIFEST]
+
+
+def code(stage: str) -> str:
+    """The rerun trigger of a stage: library version + hash of the stage module's code closure."""
+    return stage_code_version(f"clims_core.stages.{stage}")
