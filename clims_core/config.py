@@ -129,3 +129,41 @@ def demo_world_arguments(config: dict) -> dict[str, Any]:
     """Keyword arguments of ``DemoWorldSettings`` from a validated config."""
     section = {key: value for key, value in config["demo_world"].items() if key != "enabled"}
     return {**section, "classes": tuple(config["data"]["classes"]), "stuff_classes": tuple(config["data"]["stuff_classes"])}
+
+
+def schema_markdown(schema: dict | None = None) -> str:
+    """The config keys as a Markdown table (key | type | default | meaning), for the README."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            key = f"{prefix}{name}"
+            kind = sub.get("type", "")
+            kind = " or ".join(kind) if isinstance(kind, list) else kind
+            if "enum" in sub:
+                kind = " / ".join(str(v) for v in sub["enum"])
+            if kind == "object" and "properties" in sub:
+                walk(sub, f"{key}.")
+                continue
+            default = sub.get("default", "")
+            default = "" if default == "" else f"`{canonical(default)}`"
+            meaning = sub.get("description", "").replace("|", "\\|")
+            rows.append(f"| `{key}` | {kind} | {default} | {meaning} |")
+
+    walk(schema if schema is not None else load_schema(), "")
+    return "\n".join(rows)
+
+
+def canonical(value: Any) -> str:
+    """A compact YAML-like rendering of a default value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list) and len(value) > 6:
+        return "[" + ", ".join(map(str, value[:3])) + f", ... ({len(value)})]"
+    return str(value).replace("'", "")
+
+
+if __name__ == "__main__":
+    print(schema_markdown())

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny VOC-layout trees built in the test, so the reader is tested on files like real ones."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clims_core.io.masks import save_mask
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSES = ["cat", "dog", "train"]
+
+
+def write_xml(path: Path, names: list[str], size: tuple[int, int]) -> None:
+    objects = "".join(
+        f"<object><name>{n}</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
+        f"<xmax>{size[0]}</xmax><ymax>{size[1]}</ymax></bndbox></object>"
+        for n in names
+    )
+    path.write_text(f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height></size>{objects}</annotation>")
+
+
+@dataclass
+class VocTree:
+    root: Path
+    classes: list[str]
+
+    def add(self, image_id: str, names: list[str] | None, mask_values: list[int] | None = None,
+            size: tuple[int, int] = (24, 16), mask_size: tuple[int, int] | None = None,
+            mask_dir: str = "SegmentationClass") -> None:
+        """An image (width x height), optionally an XML with ``names`` and a mask filled with ``mask_values`` stripes."""
+        rng = np.random.default_rng(abs(hash(image_id)) % 2**32)
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(self.root / "JPEGImages" / f"{image_id}.jpg")
+        if names is not None:
+            write_xml(self.root / "Annotations" / f"{image_id}.xml", names, size)
+        if mask_values is not None:
+            w, h = mask_size or size
+            mask = np.zeros((h, w), dtype=np.uint8)
+            for i, value in enumerate(mask_values):
+                mask[:, i * w // len(mask_values):(i + 1) * w // len(mask_values)] = value
+            (self.root / mask_dir).mkdir(exist_ok=True)
+            save_mask(self.root / mask_dir / f"{image_id}.png", mask)
+
+    def split(self, name: str, ids: list[str]) -> None:
+        (self.root / "ImageSets" / "Segmentation" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+@pytest.fixture
+def voc_tree(tmp_path: Path) -> VocTree:
+    """A valid 5-image VOC tree: train_aug a,b,c,d (d labelled by an SBD mask only), train a,b, val e."""
+    root = tmp_path / "VOC"
+    for folder in ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True)
+    tree = VocTree(root, list(CLASSES))
+    tree.add("a", ["cat"], [0, 1, 255])
+    tree.add("b", ["dog", "train"], [0, 2, 3])
+    tree.add("c", ["train"])
+    tree.add("d", None, [0, 1, 2], mask_dir="SegmentationClassAug")
+    tree.add("e", ["cat", "dog"], [1, 2])
+    tree.split("train_aug", ["a", "b", "c", "d"])
+    tree.split("train", ["a", "b"])
+    tree.split("val", ["e"])
+    return tree

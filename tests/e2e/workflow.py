@@ -1,0 +1,32 @@
+"""Running the real workflow from tests: Snakemake in a subprocess, in a scratch folder, with a given config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+
+TINY_DEMO = {
+    "demo_world": {"enabled": True, "image_size": 64, "n_train_aug": 80, "labeled_fraction": 0.25, "n_val": 24,
+                   "n_captions": 60},
+    "data": {"classes": ["aeroplane", "bird", "boat", "car", "person", "train"],
+             "stuff_classes": ["sky", "water", "railroad", "road", "grass"]},
+    "eval": {"confounders": {"train": "railroad", "boat": "water"}},
+}
+
+
+def snakemake(workdir: Path, config: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``snakemake`` on ``config`` (written to workdir/config.yaml) in ``workdir``; output is captured."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
+               "--configfile", str(config_path), *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

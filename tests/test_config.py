@@ -1,0 +1,76 @@
+"""Config validation: defaults filled, and each kind of bad value stops with one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clims_core.config import ConfigError, validate_config, validate_schema
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def voc_config(root: Path) -> dict:
+    config = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
+    config["data"]["root"] = str(root)
+    return config
+
+
+def test_defaults_are_filled():
+    filled = validate_schema({"demo_world": {"enabled": True}})
+    assert filled["results"] == "results" and filled["device"] == "auto"
+    assert filled["demo_world"]["n_train_aug"] == 2000
+    assert filled["data"]["on_error"] == "strict" and len(filled["data"]["classes"]) == 20
+    assert filled["data"]["splits"]["train_aug"].endswith("train_aug.txt")
+
+
+def test_both_shipped_configs_validate(voc_tree):
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert validate_config(demo)["demo_world"]["enabled"] is True
+    config = voc_config(voc_tree.root)
+    config["data"]["splits"] = {s: f"ImageSets/Segmentation/{s}.txt" for s in ("train_aug", "train", "val")}
+    assert validate_config(config)["data"]["root"] == str(voc_tree.root)
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: c.update(colour="red"), "config key 'colour' is unknown"),
+        (lambda c: c["data"].update(rooot="x"), "config key 'data.rooot' is unknown"),
+        (lambda c: c["demo_world"].update(n_val="many"), "config key 'demo_world.n_val': expected integer, got 'many'"),
+        (lambda c: c["data"].update(on_error="maybe"), "config key 'data.on_error': expected one of ['strict', 'skip']"),
+        (lambda c: c.update(device="tpu"), "config key 'device': expected one of"),
+        (lambda c: c["demo_world"].update(labeled_fraction=1.5), "config key 'demo_world.labeled_fraction'"),
+        (lambda c: c["eval"]["confounders"].update(horse="sky"), "config key 'eval.confounders.horse': class 'horse' is not in data.classes"),
+        (lambda c: c["eval"]["confounders"].update(train="lava"), "config key 'eval.confounders.train': stuff 'lava'"),
+        (lambda c: c["data"].update(root="/somewhere"), "config key 'data.root': expected null when demo_world.enabled"),
+        (lambda c: c["data"].update(classes=["train", "unicorn"]), "config key 'demo_world'"),
+        (lambda c: c["demo_world"].update(enabled=False), "config key 'data.root': expected the path"),
+    ],
+)
+def test_bad_demo_config_is_one_line_naming_the_key(edit, expected):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["eval"]["confounders"] = {"train": "railroad"}
+    edit(config)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config)
+    message = str(caught.value)
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_missing_dataset_folder_and_split_list(tmp_path, voc_tree):
+    with pytest.raises(ConfigError, match=r"config key 'data.root': dataset folder .*nowhere does not exist"):
+        validate_config(voc_config(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"config key 'data.splits.train_aug': list file .*train_aug.txt does not exist"):
+        validate_config(voc_config(voc_tree.root))  # voc12.yaml expects ImageSets/SegmentationAug/train_aug.txt
+
+
+def test_validation_does_not_mutate_the_input():
+    config = {"demo_world": {"enabled": True}, "data": {"classes": ["train"], "stuff_classes": ["railroad"]}}
+    before = copy.deepcopy(config)
+    validate_config(config)
+    assert config == before
