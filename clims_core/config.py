@@ -107,8 +107,34 @@ def _check_confounders(config: dict, base: Path) -> None:
             raise ConfigError(f"config key 'eval.confounders.{name}': stuff {stuff_name!r} is not in data.stuff_classes {stuff}")
 
 
+def _check_clip(config: dict, base: Path) -> None:
+    clip = config["clip"]
+    if clip["weights"] is None:
+        if not config["demo_world"]["enabled"] and config["data"]["captions"] is None:
+            raise ConfigError("config key 'clip.weights': null means pretraining CLIP on a captions corpus, but "
+                              "data.captions is null (give CLIP weights or a captions corpus folder)")
+    else:
+        from clims_core.models.clip import ClipLoadError, check_clip_weights
+
+        weights = clip["weights"]
+        if "/" in weights or weights.startswith(("~", ".")):
+            weights = str(resolve(base, weights)) if not weights.startswith(("local-dir:", "hf-hub:")) else weights
+        try:
+            check_clip_weights(clip["model"], weights)
+        except ClipLoadError as error:
+            raise ConfigError("config key 'clip.weights': " + " ".join(str(error).removeprefix("clip.weights ").split("\n"))) from None
+    templates = [("clip.finetune_settings.template", clip["finetune_settings"]["template"], {"names": "cat"}),
+                 ("clip.prompts.object", clip["prompts"]["object"], {"name": "cat", "article": "a"}),
+                 ("clip.prompts.stuff", clip["prompts"]["stuff"], {"name": "sky", "article": "a"})]
+    for key, template, fields in templates:
+        try:
+            template.format(**fields)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ConfigError(f"config key '{key}': template {template!r} may use only {{{'}, {'.join(fields)}}} ({error})") from None
+
+
 # Cross-key checks run in order after the schema; later stages append theirs.
-CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders]
+CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders, _check_clip]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:

@@ -68,3 +68,25 @@ def voc_tree(tmp_path: Path) -> VocTree:
     tree.split("train", ["a", "b"])
     tree.split("val", ["e"])
     return tree
+
+
+TINY_CLIP_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32, "mlp_ratio": 2.0},
+    "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> dict:
+    """A small demo world (64 px) and its manifest, generated once per test session."""
+    from clims_core.data.demo_world import DemoWorldSettings, generate_world
+    from clims_core.stages.prepare_data import PrepareSettings, run
+
+    out = tmp_path_factory.mktemp("world") / "world"
+    settings = DemoWorldSettings(image_size=64, n_train_aug=160, labeled_fraction=0.25, n_val=48, n_captions=600)
+    generate_world(settings, out, workers=2, progress=False)
+    manifest = out.parent / "manifest.json"
+    run(PrepareSettings(root=out / "VOC", classes=list(settings.classes), stuff_classes=list(settings.stuff_classes),
+                        captions=out / "captions", threads=2), manifest)
+    return {"dir": out, "voc": out / "VOC", "captions": out / "captions", "manifest": manifest, "settings": settings}

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from clims_core.config import ConfigError, validate_config, validate_schema
+from clims_core.models.clip import build_clip, check_clip_weights, save_clip_checkpoint
+from tests.conftest import TINY_CLIP_CFG
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,11 +29,14 @@ def test_defaults_are_filled():
     assert filled["data"]["splits"]["train_aug"].endswith("train_aug.txt")
 
 
-def test_both_shipped_configs_validate(voc_tree):
+def test_both_shipped_configs_validate(voc_tree, tmp_path):
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert validate_config(demo)["demo_world"]["enabled"] is True
     config = voc_config(voc_tree.root)
     config["data"]["splits"] = {s: f"ImageSets/Segmentation/{s}.txt" for s in ("train_aug", "train", "val")}
+    check_clip_weights(config["clip"]["model"], None)  # the named architecture exists
+    save_clip_checkpoint(tmp_path / "clip.pt", build_clip(TINY_CLIP_CFG), TINY_CLIP_CFG, {}, 0, model_name="tiny")
+    config["clip"].update(model=None, weights=str(tmp_path / "clip.pt"))  # stands in for the OpenAI file
     assert validate_config(config)["data"]["root"] == str(voc_tree.root)
 
 
@@ -74,3 +79,26 @@ def test_validation_does_not_mutate_the_input():
     before = copy.deepcopy(config)
     validate_config(config)
     assert config == before
+
+
+def test_clip_keys_are_checked_before_any_job(tmp_path, voc_tree):
+    config = voc_config(voc_tree.root)
+    config["data"]["splits"] = {s: f"ImageSets/Segmentation/{s}.txt" for s in ("train_aug", "train", "val")}
+    config["clip"]["weights"] = None
+    with pytest.raises(ConfigError, match="config key 'clip.weights': null means pretraining CLIP on a captions corpus"):
+        validate_config(config)
+    config["clip"] = {"model": "ViT-B-16-quickgelu", "weights": str(tmp_path / "ViT-B-16.pt")}
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config)
+    assert str(caught.value).startswith(f"config key 'clip.weights': {tmp_path / 'ViT-B-16.pt'}: file not found")
+    assert "\n" not in str(caught.value) and "local-dir:" in str(caught.value)
+    config["clip"] = {"model": "ViT-B-16", "weights": "openai"}
+    with pytest.raises(ConfigError, match="config key 'clip.weights'.*offline"):
+        validate_config(config)
+
+
+def test_prompt_templates_are_checked():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["clip"] = {"finetune_settings": {"template": "a photo of {labels}."}}
+    with pytest.raises(ConfigError, match=r"config key 'clip.finetune_settings.template': .* may use only \{names\}"):
+        validate_config(config)

@@ -25,7 +25,16 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     worlds = list((tmp_path / "results" / "demo_world").iterdir())
     assert len(worlds) == 1 and (worlds[0] / "statistics.json").is_file()
     assert json.loads((worlds[0] / "statistics.json").read_text())
-    assert (tmp_path / "logs" / "prepare_data").is_dir() and (tmp_path / "logs" / "make_demo_world").is_dir()
+    for rule in ("make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip", "summary"):
+        assert list((tmp_path / "logs" / rule).glob("*.log")), f"no log for {rule}"
+
+    summary = json.loads((tmp_path / "results" / "report" / "summary.json").read_text())
+    assert set(summary["clip"]) == {"pretrained", "finetuned"}
+    assert 0 <= summary["clip"]["finetuned"]["zero_shot_map"] <= 100
+    assert "stuff_test_object_accuracy" in summary["clip"]["pretrained"]
+    assert set(summary["timings_s"]) == {"make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip"}
+    checkpoints = sorted((tmp_path / "results" / "clip").glob("*/clip.pt"))
+    assert [p.parent.name.split("-")[0] for p in checkpoints] == ["finetune", "pretrain"]
 
     again = snakemake(tmp_path, TINY_DEMO, "-n", "--cores", "2")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

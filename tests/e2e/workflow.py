@@ -18,6 +18,11 @@ TINY_DEMO = {
     "data": {"classes": ["aeroplane", "bird", "boat", "car", "person", "train"],
              "stuff_classes": ["sky", "water", "railroad", "road", "grass"]},
     "eval": {"confounders": {"train": "railroad", "boat": "water"}},
+    "clip": {
+        "pretrain": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "text_width": 64, "embed_dim": 32,
+                     "context_length": 24, "epochs": 1, "batch_size": 32},
+        "finetune_settings": {"epochs": 1, "batch_size": 16},
+    },
 }
 
 

@@ -28,6 +28,16 @@ DATA_TAG = tag(CFG["data"], *([DEMO_TAG] if DEMO else []))
 MANIFEST = f"{RESULTS}/data/{DATA_TAG}/manifest.json"
 
 ALL_TARGETS = [MANIFEST]
+# rule name -> its benchmark TSV (wall time, memory); the summary reports them as timings_s.
+BENCHMARKS: dict[str, str] = {}
+
+
+def benchmark(rule: str, tag: str, used: bool = True) -> str:
+    """Where a rule's Snakemake benchmark goes; registered for the summary's timings when the run uses the rule."""
+    path = f"{LOGS}/{rule}/{tag}.benchmark.tsv"
+    if used:
+        BENCHMARKS[rule] = path
+    return path
 
 
 def code(stage: str) -> str:

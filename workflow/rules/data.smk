@@ -10,6 +10,8 @@ rule make_demo_world:
     threads: 8
     log:
         f"{LOGS}/make_demo_world/{DEMO_TAG}.log",
+    benchmark:
+        benchmark("make_demo_world", DEMO_TAG, used=DEMO)
     script:
         "../scripts/make_demo_world.py"
 
@@ -39,5 +41,7 @@ rule prepare_data:
     threads: 4
     log:
         f"{LOGS}/prepare_data/{DATA_TAG}.log",
+    benchmark:
+        benchmark("prepare_data", DATA_TAG)
     script:
         "../scripts/prepare_data.py"

@@ -1,7 +1,7 @@
 """Caption text for the captions corpus: what is visible, objects and stuff, in a few plain templates.
 
-Scene captions name every visible class (with counts) and every visible stuff ("two cars and a person on a road under
-the sky."); isolated elements read like product photos ("a photo of a train.", "a photo of railroad."), which is what
+Scene captions name every visible class (with counts) and, in 65% of them, every visible stuff ("two cars and a person
+on a road under the sky."; the rest name only the objects); isolated elements read like product photos ("a photo of a train.", "a photo of railroad."), which is what
 teaches a small CLIP to name an object or a stuff seen alone.
 """
 
@@ -17,6 +17,10 @@ PLURAL = {"person": "people"}
 NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 GROUND_WORDS = {"water": "water", "railroad": "a railroad", "road": "a road", "grass": "grass"}
 SCENE_PREFIXES = ("", "a photo of ", "a picture of ")
+# Share of scene captions that name only the objects ("a photo of a train and a car."), as web captions often leave
+# the background unsaid; it ties the short object prompts CLIP is later asked about to whole scenes, not only to
+# isolated product-photo objects.
+OBJECTS_ONLY_SHARE = 0.35
 
 
 def counted(name: str, count: int) -> str:
@@ -48,6 +52,8 @@ def scene_caption(object_names: list[str], stuff: list[str], rng: np.random.Gene
     else:
         where = "indoors" if rng.random() < 0.5 else "in a room"
     prefix = SCENE_PREFIXES[int(rng.integers(len(SCENE_PREFIXES)))]
+    if rng.random() < OBJECTS_ONLY_SHARE:
+        return f"{prefix or 'a photo of '}{subject}."
     return f"{prefix}{subject} {where}."
 
 

@@ -1,0 +1,1 @@
+"""Loss functions, each a pure function of tensors, tested on hand-made values."""

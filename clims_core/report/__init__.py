@@ -1,0 +1,1 @@
+"""What a user reads after a run: summary.json (headline figures) and the HTML report."""

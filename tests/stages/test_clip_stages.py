@@ -1,0 +1,80 @@
+"""CLIP stages on a tiny world: pretraining learns (loss and held-out retrieval improve), fine-tuning and the zero-shot
+evaluation run end to end and their checkpoints load back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clims_core.data.manifest import Manifest
+from clims_core.models.clip import load_clip
+from clims_core.stages import eval_clip, finetune_clip, pretrain_clip
+from clims_core.training.contrastive import ContrastiveSettings
+from tests.conftest import TINY_CLIP_CFG
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrain")
+    settings = pretrain_clip.PretrainClipSettings(
+        training=ContrastiveSettings(epochs=4, batch_size=64, lr=2e-3, weight_decay=0.05, warmup_steps=5,
+                                     mask_probability=0.3, seed=0),
+        model_cfg=TINY_CLIP_CFG, model_name="tiny", holdout_fraction=0.1, threads=2)
+    metrics = pretrain_clip.run(settings, tiny_world["captions"], out / "clip.pt", out / "metrics.json")
+    return out / "clip.pt", metrics
+
+
+def test_pretraining_improves_loss_and_heldout_retrieval(pretrained):
+    path, metrics = pretrained
+    losses = metrics["loss_per_epoch"]
+    assert losses[-1] < 0.8 * losses[0]
+    retrieval = metrics["heldout_retrieval_at_1"]
+    assert retrieval["after"] > retrieval["before"] + 0.1, retrieval
+    clip = load_clip(None, path)
+    assert clip.model_name == "tiny" and clip.image_size == 32
+
+
+def test_finetune_writes_a_loadable_checkpoint(pretrained, tiny_world, tmp_path):
+    settings = finetune_clip.FinetuneClipSettings(
+        training=ContrastiveSettings(epochs=1, batch_size=16, lr=5e-5, weight_decay=1e-3, optimizer="sgd"), threads=2)
+    metrics = finetune_clip.run(settings, tiny_world["manifest"], None, str(pretrained[0]), tmp_path / "ft.pt",
+                                tmp_path / "ft.json")
+    assert metrics["images"] == 160 and len(metrics["loss_per_epoch"]) == 1
+    before, after = load_clip(None, pretrained[0]).model.state_dict(), load_clip(None, tmp_path / "ft.pt").model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "fine-tuning changed no weight"
+
+
+def test_label_texts_name_every_class_in_order(tiny_world):
+    manifest = Manifest.load(tiny_world["manifest"])
+    texts = finetune_clip.label_texts(manifest, "train_aug", "a photo of {names}.", {"aeroplane": "plane"})
+    for text, row in zip(texts, manifest.labels("train_aug")):
+        names = ["plane" if c == "aeroplane" else c for c, on in zip(manifest.classes, row) if on]
+        assert text == "a photo of " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]) + "."
+
+
+def test_masked_crop_keeps_only_the_region():
+    image = np.full((20, 30, 3), 200, dtype=np.uint8)
+    region = np.zeros((20, 30), dtype=bool)
+    region[5:10, 10:20] = True
+    crop = eval_clip.masked_crop(image, region, 16, margin=0.0)
+    assert crop.shape == (3, 16, 16)
+    assert crop[:, 8, 8].min() > 150  # centre: the region
+    assert crop[:, 0, 8].max() < 30  # above the region: padded black
+
+
+def test_eval_clip_writes_both_clips_and_the_stuff_test(pretrained, tiny_world, tmp_path):
+    results = eval_clip.run(eval_clip.EvalClipSettings(threads=2), tiny_world["manifest"],
+                            {"pretrained": (None, str(pretrained[0])), "again": (None, str(pretrained[0]))},
+                            tmp_path / "e.json", tmp_path / "e.tsv")
+    assert set(results) == {"pretrained", "again"}
+    assert results["pretrained"]["zero_shot_map"] == pytest.approx(results["again"]["zero_shot_map"])
+    stuff = results["pretrained"]["stuff_test"]
+    assert stuff["crops"]["object"] > 20 and stuff["crops"]["stuff"] > 20
+    assert 0 <= stuff["object_accuracy"] <= 1 and set(stuff["per_word"]) <= {*tiny_world["settings"].classes,
+                                                                              *tiny_world["settings"].stuff_classes}
+    assert json.loads((tmp_path / "e.json").read_text())["pretrained"]["prompts"][0] == "a photo of an aeroplane."
+    assert (tmp_path / "e.tsv").read_text().startswith("clip\tmetric\tvalue\npretrained\tzero_shot_map\t")
