@@ -129,7 +129,9 @@ def test_captions_corpus(small_world):
     assert statistics["captions"]["isolated"] == 90 and statistics["captions"]["scene"] == 110
     assert abs(statistics["captions"]["isolated_objects"] - statistics["captions"]["isolated_stuff"]) <= 1
     isolated = re.compile(r"a photo of ((a|an|two|three) [a-z]+|sky|water|railroad|road|grass)\.")
-    assert sum(bool(isolated.fullmatch(c)) for c in pairs.values()) == 90  # scene captions always say where
+    # isolated pairs, plus the scene captions that name only the objects (OBJECTS_ONLY_SHARE, about a third)
+    object_only_scenes = sum(bool(isolated.fullmatch(c)) for c in pairs.values()) - 90
+    assert 0.15 * 110 <= object_only_scenes <= 0.55 * 110
     assert all(c.endswith(".") and c == c.lower() for c in pairs.values())
     assert any("railroad" in c for c in pairs.values()) and any("train" in c for c in pairs.values())
 

@@ -21,7 +21,7 @@ ALL_TARGETS.append(CLIP_EVAL)
 
 rule pretrain_clip:
     input:
-        CAPTIONS if not DEMO else DEMO_DIR,
+        [DEMO_DIR] if DEMO else [f"{CAPTIONS}/captions.tsv"] if CAPTIONS else [],
     output:
         checkpoint=CLIP_PRETRAINED,
         metrics=f"{RESULTS}/clip/pretrain-{CLIP_PRETRAIN_TAG}/metrics.json",
