@@ -43,8 +43,9 @@ def background_suppression(
 
     ``score`` and ``applies`` are P x B (positives x background words); ``applies`` says which words count for each
     positive (all of them for a global list, the class's co-occurring words for per-class lists). With ``threshold``
-    (the later public code: 0.26) only scores above it count. ``reduction``: ``mean`` over counted pairs, or ``sum``
-    (the public code's choice, which makes the weight depend on the batch).
+    (the later public code: 0.26) only scores above it count. ``reduction``: ``mean`` over counted pairs, ``sum`` over
+    them (the later public code; its weight then grows with the batch), or ``sum_mean``: per positive the mean over its
+    words, summed over positives (the CVPR code).
     """
     counted = applies.to(score.dtype)
     if threshold is not None:
@@ -52,8 +53,10 @@ def background_suppression(
     losses = -torch.log(1 - score.clamp(EPS, 1 - EPS)) * counted
     if reduction == "sum":
         return losses.sum()
+    if reduction == "sum_mean":
+        return (losses.sum(dim=1) / applies.to(score.dtype).sum(dim=1).clamp_min(1.0)).sum()
     if reduction != "mean":
-        raise ValueError(f"reduction: expected mean or sum, got {reduction!r}")
+        raise ValueError(f"reduction: expected mean, sum or sum_mean, got {reduction!r}")
     return losses.sum() / counted.sum().clamp_min(1.0)
 
 

@@ -35,10 +35,27 @@ def clip_section(clip_eval: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
-def build_summary(clip_eval: str | Path | None = None, benchmarks: dict[str, str | Path] | None = None) -> dict:
+def cam_entry(result: dict[str, Any]) -> dict[str, Any]:
+    """One CAM method's headline figures (percent): mIoU at the best threshold, per-class IoU, confounder FP rates."""
+    entry = {"miou": result["miou"], "best_threshold": result["best_threshold"],
+             "per_class": {name: scores["iou"] for name, scores in result["per_class"].items()}}
+    if "confounder_fp" in result:
+        entry["confounder_fp"] = {pair: None if v["rate"] is None else 100 * v["rate"]
+                                  for pair, v in result["confounder_fp"].items()}
+    return entry
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def build_summary(clip_eval: str | Path | None = None, cam_evals: dict[str, str | Path] | None = None,
+                  benchmarks: dict[str, str | Path] | None = None) -> dict:
     summary: dict[str, Any] = {}
     if clip_eval:
-        summary["clip"] = clip_section(json.loads(Path(clip_eval).read_text(encoding="utf-8")))
+        summary["clip"] = clip_section(_read(clip_eval))
+    if cam_evals:
+        summary["cams"] = {method: cam_entry(_read(path)) for method, path in cam_evals.items()}
     if benchmarks:
         summary["timings_s"] = {rule: round(read_benchmark_seconds(path), 2) for rule, path in sorted(benchmarks.items())}
     return summary

@@ -7,11 +7,13 @@ ALL_TARGETS.append(SUMMARY)
 rule summary:
     input:
         clip_eval=CLIP_EVAL,
+        cam_evals=list(CAM_EVAL.values()),
         benchmarks=list(BENCHMARKS.values()),
     output:
         SUMMARY,
     params:
         benchmarks=BENCHMARKS,
+        cam_evals=CAM_EVAL,
         code=code("summary"),
     log:
         f"{LOGS}/summary/summary.log",

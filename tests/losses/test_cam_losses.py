@@ -1,0 +1,61 @@
+"""CAM-baseline and CLIMS losses on hand-made tensors with known values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from clims_core.losses.cam import merge, multilabel_loss, puzzle_alpha, puzzle_reconstruction_loss, tile
+from clims_core.losses.clims import (area_regularization, background_suppression, background_text_matching,
+                                     object_text_matching, prompt_probabilities)
+
+
+def test_multilabel_loss_matches_definition():
+    logits, labels = torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 0.0]])
+    expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 - 1 / (1 + math.exp(1)))) / 2
+    assert multilabel_loss(logits, labels).item() == pytest.approx(expected)
+
+
+def test_tile_and_merge_are_inverse():
+    images = torch.arange(2 * 3 * 4 * 6, dtype=torch.float).view(2, 3, 4, 6)
+    tiles = tile(images)
+    assert tiles.shape == (8, 3, 2, 3)
+    assert torch.equal(tiles[0], images[0, :, :2, :3]) and torch.equal(tiles[2 + 1], images[1, :, :2, 3:])
+    assert torch.equal(merge(tiles, 2), images)
+
+
+def test_puzzle_reconstruction_counts_labelled_classes_only():
+    full = torch.zeros(1, 2, 2, 2)
+    merged = torch.ones(1, 2, 2, 2)
+    assert puzzle_reconstruction_loss(full, merged, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.5)
+    assert puzzle_reconstruction_loss(full, merged, torch.tensor([[1.0, 1.0]])).item() == pytest.approx(1.0)
+    assert puzzle_alpha(0, 100) == 0 and puzzle_alpha(25, 100) == pytest.approx(2.0) and puzzle_alpha(80, 100) == 4.0
+
+
+def test_text_matching_losses():
+    score = torch.tensor([0.5, 0.25])
+    assert object_text_matching(score).item() == pytest.approx(-(math.log(0.5) + math.log(0.25)) / 2)
+    assert background_text_matching(score).item() == pytest.approx(-(math.log(0.5) + math.log(0.75)) / 2)
+    weighted = object_text_matching(score, torch.tensor([3.0, 1.0]))
+    assert weighted.item() == pytest.approx(-(3 * math.log(0.5) + math.log(0.25)) / 2)
+    assert object_text_matching(torch.tensor([0.0])).isfinite()  # clamped, never -log(0)
+
+
+def test_background_suppression_reductions_and_threshold():
+    score = torch.tensor([[0.5, 0.1], [0.3, 0.2]])
+    applies = torch.tensor([[True, True], [True, False]])
+    terms = {(0, 0): -math.log(0.5), (0, 1): -math.log(0.9), (1, 0): -math.log(0.7)}
+    assert background_suppression(score, applies, reduction="sum").item() == pytest.approx(sum(terms.values()))
+    assert background_suppression(score, applies, reduction="mean").item() == pytest.approx(sum(terms.values()) / 3)
+    sum_mean = (terms[0, 0] + terms[0, 1]) / 2 + terms[1, 0]
+    assert background_suppression(score, applies, reduction="sum_mean").item() == pytest.approx(sum_mean)
+    above = background_suppression(score, applies, threshold=0.26, reduction="sum").item()
+    assert above == pytest.approx(terms[0, 0] + terms[1, 0])
+
+
+def test_area_and_probabilities():
+    assert area_regularization(torch.tensor([[0.0, 1.0], [1.0, 1.0]])).item() == pytest.approx(0.75)
+    p = prompt_probabilities(torch.tensor([[0.3, 0.2]]), 100.0)
+    assert p.sum().item() == pytest.approx(1.0) and p[0, 0].item() == pytest.approx(1 / (1 + math.exp(-10)))
