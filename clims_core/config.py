@@ -133,8 +133,24 @@ def _check_clip(config: dict, base: Path) -> None:
             raise ConfigError(f"config key '{key}': template {template!r} may use only {{{'}, {'.join(fields)}}} ({error})") from None
 
 
+def _check_cam(config: dict, base: Path) -> None:
+    cam = config["cam"]
+    if "clims" in cam["methods"] and "cam" not in cam["methods"]:
+        raise ConfigError("config key 'cam.methods': clims starts from the cam checkpoint, so 'cam' must be listed too")
+    weights = cam["backbone_weights"]
+    if weights is not None:
+        if cam["backbone"]["width"] != 64:
+            raise ConfigError("config key 'cam.backbone.width': ImageNet weights need width 64 (torchvision's ResNet)")
+        if not resolve(base, weights).is_file():
+            raise ConfigError(f"config key 'cam.backbone_weights': {resolve(base, weights)} does not exist (expected a "
+                              f"torchvision resnet{cam['backbone']['depth']} ImageNet state dict .pth)")
+    low, high = cam["train"]["resize_long"]
+    if low > high:
+        raise ConfigError(f"config key 'cam.train.resize_long': expected [low, high] with low <= high, got {[low, high]}")
+
+
 # Cross-key checks run in order after the schema; later stages append theirs.
-CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders, _check_clip]
+CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders, _check_clip, _check_cam]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:

@@ -37,6 +37,10 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
     check_clip_weights(config["clip"]["model"], None)  # the named architecture exists
     save_clip_checkpoint(tmp_path / "clip.pt", build_clip(TINY_CLIP_CFG), TINY_CLIP_CFG, {}, 0, model_name="tiny")
     config["clip"].update(model=None, weights=str(tmp_path / "clip.pt"))  # stands in for the OpenAI file
+    with pytest.raises(ConfigError, match="config key 'cam.backbone_weights': .*resnet50-imagenet.pth does not exist"):
+        validate_config(config)
+    (tmp_path / "r50.pth").write_bytes(b"")
+    config["cam"]["backbone_weights"] = str(tmp_path / "r50.pth")
     assert validate_config(config)["data"]["root"] == str(voc_tree.root)
 
 

@@ -5,8 +5,6 @@ Kept apart from the training loop so it can be tested on hand-made maps and a ti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
@@ -15,37 +13,7 @@ from clims_core.losses.clims import (area_regularization, background_suppression
 from clims_core.models.backbone import imagenet_normalize
 from clims_core.models.clip import LoadedClip
 from clims_core.models.prompts import display_name, fill
-
-
-MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
-
-
-@dataclass(frozen=True)
-class ClimsSettings:
-    """Every knob of CLIMS; the ``cvpr`` and ``improved`` presets of the config are just sets of these values."""
-
-    loss_weights: tuple[float, float, float, float] = (10.0, 24.0, 1.0, 0.2)  # OTM, BTM, CBS, REG
-    background_channel: bool = False  # cvpr: the head has a background channel 0 (unused by the losses)
-    background_words: dict[str, list[str]] | list[str] = field(default_factory=list)  # per class (cvpr) or global
-    cbs_threshold: float | None = 0.26  # improved: only background scores above it count
-    cbs_reduction: str = "sum"  # improved: sum (as the public code); cvpr: mean over words
-    class_weights: dict[str, float] = field(default_factory=dict)  # cvpr: sofa, diningtable, chair x3
-    similarity: str = "cosine"  # "cosine" (paper) or "softmax" over the prompt set at CLIP's logit scale
-    object_prompt: str = "a photo of {article} {name}."
-    background_prompt: str = "a photo of {name}."
-    class_names: dict[str, str] = field(default_factory=dict)
-    # "pixel": mask images in [0, 1], then CLIP's own normalisation (correct). Compatibility with the public code only:
-    # "imagenet_normalized" (later code: masks ImageNet-normalised images, never applies CLIP's normalisation) and
-    # "clip_normalized" (CVPR code: masks CLIP-normalised images, so masked-out pixels are CLIP's mean colour).
-    masking: str = "pixel"
-
-    def __post_init__(self) -> None:
-        if self.similarity not in ("cosine", "softmax"):
-            raise ValueError(f"clims similarity: expected cosine or softmax, got {self.similarity!r}")
-        if self.masking not in MASKINGS:
-            raise ValueError(f"clims masking: expected one of {MASKINGS}, got {self.masking!r}")
-        if len(self.loss_weights) != 4:
-            raise ValueError("clims loss_weights: expected 4 numbers (OTM, BTM, CBS, REG)")
+from clims_core.stages.clims_settings import ClimsSettings
 
 
 class ClimsObjective:
@@ -107,43 +75,9 @@ class ClimsObjective:
                                          self.settings.cbs_reduction)
         else:
             cbs = fg.new_zeros(())
-        reg = area_regularization(maps)
+        reg = area_regularization(maps if self.settings.area == "all" else maps[n, c])
         w = self.settings.loss_weights
         loss = w[0] * otm + w[1] * btm + w[2] * cbs + w[3] * reg
         parts = {"otm": otm.item(), "btm": btm.item(), "cbs": cbs.item(), "reg": reg.item(),
                  "fg_score": fg[rows, c].mean().item(), "bg_score": bg[rows, c].mean().item()}
         return loss, parts
-
-
-# The two presets of the config (``cam.clims.preset``); every knob can also be set alone. VOC words as published.
-VOC_BACKGROUND_IMPROVED = ["tree", "river", "sea", "lake", "water", "railway", "railroad", "track", "stone", "rocks"]
-VOC_BACKGROUND_CVPR = {"boat": ["river", "water", "lake", "sea", "building"],
-                       "train": ["railroad", "railway", "branches", "tree"]}
-PRESETS: dict[str, dict] = {
-    "improved": {"epochs": 15, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 24.0, 1.0, 0.2],
-                 "background_channel": False, "cbs_threshold": 0.26, "cbs_reduction": "sum", "class_weights": {},
-                 "similarity": "cosine", "masking": "pixel"},
-    "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
-             "background_channel": True, "cbs_threshold": None, "cbs_reduction": "sum_mean",
-             "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
-             "masking": "pixel"},
-}
-
-
-def resolve_clims_section(section: dict, stuff_classes: list[str], confounders: dict[str, str]) -> dict:
-    """The config's ``cam.clims`` with every null knob filled from its preset.
-
-    Background words when not given: the dataset's stuff words (a global list for ``improved``, each class's
-    confounder stuff for ``cvpr``) where the dataset has stuff classes, else the published VOC words.
-    """
-    preset = section.get("preset", "improved")
-    resolved = {key: (value if value is not None else PRESETS[preset].get(key)) for key, value in section.items()}
-    for key, value in PRESETS[preset].items():
-        resolved.setdefault(key, value)
-    if resolved.get("background_words") is None:
-        if stuff_classes:
-            resolved["background_words"] = (list(stuff_classes) if preset == "improved"
-                                            else {c: [s] for c, s in confounders.items()})
-        else:
-            resolved["background_words"] = VOC_BACKGROUND_IMPROVED if preset == "improved" else VOC_BACKGROUND_CVPR
-    return resolved

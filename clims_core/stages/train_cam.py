@@ -31,7 +31,8 @@ from clims_core.losses.cam import merge, multilabel_loss, puzzle_alpha, puzzle_r
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet
 from clims_core.models.clip import load_clip
-from clims_core.stages.clims_objective import ClimsObjective, ClimsSettings
+from clims_core.stages.clims_objective import ClimsObjective
+from clims_core.stages.clims_settings import ClimsSettings
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
@@ -208,7 +209,7 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
         loss_weights=tuple(clims["loss_weights"]), background_channel=clims["background_channel"],
         background_words=clims["background_words"], cbs_threshold=clims["cbs_threshold"],
         cbs_reduction=clims["cbs_reduction"], class_weights=dict(clims["class_weights"]),
-        similarity=clims["similarity"], masking=clims["masking"], object_prompt=clip_section["prompts"]["object"],
+        similarity=clims["similarity"], masking=clims["masking"], area=clims["area"], object_prompt=clip_section["prompts"]["object"],
         background_prompt=clip_section["prompts"]["stuff"], class_names=dict(clip_section["class_names"]),
     )
     return CamTrainSettings(epochs=clims["epochs"], batch_size=clims["batch_size"], lr=clims["lr"], clims=objective,

@@ -41,6 +41,8 @@ def test_voc_scale_plan_is_fast(fake_voc, tmp_path):
     weights = tmp_path / "clip.pt"  # a tiny CLIP checkpoint of ours stands in for OpenAI's ViT-B-16.pt
     save_clip_checkpoint(weights, build_clip(TINY_CLIP_CFG), TINY_CLIP_CFG, {}, 0, model_name="tiny")
     config["clip"].update(model=None, weights=str(weights))
+    (tmp_path / "resnet50.pth").write_bytes(b"")  # planning checks that the file exists; nothing loads it
+    config["cam"]["backbone_weights"] = str(tmp_path / "resnet50.pth")
     start = time.perf_counter()
     result = snakemake(tmp_path, copy.deepcopy(config), "-n", "--quiet", "rules")
     elapsed = time.perf_counter() - start
@@ -48,5 +50,7 @@ def test_voc_scale_plan_is_fast(fake_voc, tmp_path):
     counts = dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()
                   and len(line.split()) == 2)
     assert counts.get("prepare_data") == "1", result.stdout
+    shards = config["cams"]["shards"]
+    assert counts.get("make_cams_shard") == str(3 * shards) and counts.get("merge_cams") == "3", result.stdout
     assert elapsed < 15, f"planning 10,582 images took {elapsed:.1f} s"
     print(f"snakemake -n on {N_TRAIN_AUG} train_aug ids: {elapsed:.2f} s (process start included)")

@@ -25,14 +25,19 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     worlds = list((tmp_path / "results" / "demo_world").iterdir())
     assert len(worlds) == 1 and (worlds[0] / "statistics.json").is_file()
     assert json.loads((worlds[0] / "statistics.json").read_text())
-    for rule in ("make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip", "summary"):
+    for rule in ("make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip", "train_cam",
+                 "make_cams", "eval_cams", "summary"):
         assert list((tmp_path / "logs" / rule).glob("*.log")), f"no log for {rule}"
 
     summary = json.loads((tmp_path / "results" / "report" / "summary.json").read_text())
     assert set(summary["clip"]) == {"pretrained", "finetuned"}
     assert 0 <= summary["clip"]["finetuned"]["zero_shot_map"] <= 100
     assert "stuff_test_object_accuracy" in summary["clip"]["pretrained"]
-    assert set(summary["timings_s"]) == {"make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip"}
+    assert set(summary["cams"]) == {"cam", "puzzlecam", "clims"}
+    for method, entry in summary["cams"].items():
+        assert 0 <= entry["miou"] <= 100 and set(entry["confounder_fp"]) == {"train/railroad", "boat/water"}, method
+    assert set(summary["timings_s"]) == {"make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip",
+                                         "train_cam_cam", "train_cam_puzzlecam", "train_cam_clims"}
     checkpoints = sorted((tmp_path / "results" / "clip").glob("*/clip.pt"))
     assert [p.parent.name.split("-")[0] for p in checkpoints] == ["finetune", "pretrain"]
 

@@ -23,6 +23,12 @@ TINY_DEMO = {
                      "context_length": 24, "epochs": 1, "batch_size": 32},
         "finetune_settings": {"epochs": 1, "batch_size": 16},
     },
+    "cam": {
+        "backbone": {"depth": 18, "width": 8, "norm": "batch"},
+        "train": {"epochs": 1, "batch_size": 8, "crop": 64, "resize_long": [48, 80], "workers": 0},
+        "clims": {"epochs": 1, "batch_size": 8, "lr": 0.001, "similarity": "softmax", "area": "positives"},
+    },
+    "cams": {"scales": [1.0, 0.5], "workers": 0},
 }
 
 

@@ -1,5 +1,5 @@
 # CAM stage: train cam / puzzlecam / clims, multi-scale CAM stores (optionally sharded), evaluation.
-from clims_core.stages.clims_objective import resolve_clims_section
+from clims_core.stages.clims_settings import resolve_clims_section
 
 CAM = CFG["cam"]
 CAMS = CFG["cams"]
@@ -50,8 +50,6 @@ rule train_cam:
     output:
         checkpoint=f"{RESULTS}/cam/{{method}}-{{tag}}/model.pt",
         metrics=f"{RESULTS}/cam/{{method}}-{{tag}}/metrics.json",
-    wildcard_constraints:
-        method="cam|puzzlecam|clims",
     params:
         cam=CAM,
         clims=CLIMS_SECTION,
@@ -95,9 +93,6 @@ if CAMS["shards"] == 1:
 
 else:
 
-    scattergather:
-        make_cams=CAMS["shards"],
-
     rule make_cams_shard:
         input:
             manifest=MANIFEST,
@@ -113,9 +108,15 @@ else:
         script:
             "../scripts/make_cams.py"
 
+    def shard_stores(wildcards) -> list[str]:
+        """The shard stores of one split, named as Snakemake's scatteritem ('<i>-of-<n>')."""
+        n = CAMS["shards"]
+        folder = f"{RESULTS}/cams/{wildcards.method}-{wildcards.tag}-{CAMS_TAG}/shards"
+        return [f"{folder}/{wildcards.split}.{i}-of-{n}.h5" for i in range(1, n + 1)]
+
     rule merge_cams:
         input:
-            gather.make_cams(f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/shards/{{split}}.{{scatteritem}}.h5"),
+            shard_stores,
         output:
             f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/{{split}}.h5",
         params:
