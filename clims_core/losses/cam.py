@@ -35,6 +35,12 @@ def puzzle_reconstruction_loss(full_maps: torch.Tensor, merged_maps: torch.Tenso
     return (diff * labels[:, :, None, None]).mean()
 
 
+def normalised_cams(maps: torch.Tensor) -> torch.Tensor:
+    """PuzzleCAM's ``make_cam``: ReLU, then each map divided by its spatial max (the reconstruction's 'cam' level)."""
+    maps = torch.relu(maps)
+    return maps / (maps.flatten(2).max(dim=2).values[..., None, None] + 1e-5)
+
+
 def puzzle_alpha(step: int, total: int, alpha: float = 4.0, schedule: float = 0.5) -> float:
     """PuzzleCAM's weight of the reconstruction loss: linear from 0 to ``alpha`` over the first ``schedule`` of training."""
     return min(alpha * step / (total * schedule), alpha)

@@ -27,7 +27,8 @@ from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
-from clims_core.losses.cam import merge, multilabel_loss, puzzle_alpha, puzzle_reconstruction_loss, tile
+from clims_core.losses.cam import (merge, multilabel_loss, normalised_cams, puzzle_alpha, puzzle_reconstruction_loss,
+                                   tile)
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet
 from clims_core.models.clip import load_clip
@@ -54,6 +55,7 @@ class CamTrainSettings:
     resize_long: tuple[int, int] = (320, 640)
     puzzle_alpha: float = 4.0
     puzzle_schedule: float = 0.5
+    puzzle_level: str = "feature"  # reconstruction on raw class maps ("feature") or ReLU + max-normalised ("cam")
     clims: ClimsSettings = field(default_factory=ClimsSettings)
     split: str = "train_aug"
     seed: int = 0
@@ -119,7 +121,10 @@ def puzzlecam_step(model: CamNet, images: torch.Tensor, labels: torch.Tensor, st
     merged_maps = model.maps_from(merge(tile_features, images.shape[0]))
     cls = multilabel_loss(model.logits_from(features), labels)
     puzzle_cls = multilabel_loss(merged_maps.mean(dim=(2, 3)), labels)
-    reconstruction = puzzle_reconstruction_loss(full_maps, merged_maps, labels)
+    if settings.puzzle_level == "cam":
+        reconstruction = puzzle_reconstruction_loss(normalised_cams(full_maps), normalised_cams(merged_maps), labels)
+    else:
+        reconstruction = puzzle_reconstruction_loss(full_maps, merged_maps, labels)
     alpha = puzzle_alpha(step, total, settings.puzzle_alpha, settings.puzzle_schedule)
     loss = cls + puzzle_cls + alpha * reconstruction
     return loss, {"cls": cls.item(), "pcls": puzzle_cls.item(), "re": reconstruction.item(), "alpha": alpha}
@@ -204,6 +209,7 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
     if method != "clims":
         return CamTrainSettings(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"],
                                 puzzle_alpha=cam["puzzlecam"]["alpha"], puzzle_schedule=cam["puzzlecam"]["schedule"],
+                                puzzle_level=cam["puzzlecam"]["level"],
                                 **common)
     objective = ClimsSettings(
         loss_weights=tuple(clims["loss_weights"]), background_channel=clims["background_channel"],
