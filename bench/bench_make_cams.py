@@ -76,11 +76,11 @@ def bare_forward_seconds(model: torch.nn.Module, images: list[torch.Tensor]) -> 
     return time.perf_counter() - start
 
 
-def measure(name: str, manifest_path: Path, spec: BackboneSpec, work: Path, threads: int) -> dict:
+def measure(name: str, manifest_path: Path, spec: BackboneSpec, work: Path, threads: int, workers: int) -> dict:
     manifest = Manifest.load(manifest_path)
     ckpt = work / f"{name}.pt"
     checkpoint(ckpt, spec, len(manifest.classes))
-    settings = make_cams.MakeCamsSettings(split="train", scales=SCALES, device="cpu", threads=threads, workers=1)
+    settings = make_cams.MakeCamsSettings(split="train", scales=SCALES, device="cpu", threads=threads, workers=workers)
     make_cams.run(settings, manifest_path, ckpt, work / f"{name}-warmup.h5")  # warm caches and allocator
     start = time.perf_counter()
     make_cams.run(settings, manifest_path, ckpt, work / f"{name}.h5")
@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40, help="demo-world images")
     parser.add_argument("--voc-images", type=int, default=4, help="VOC-sized synthetic images")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding images (cams.workers)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-make-cams-"))
@@ -112,8 +113,9 @@ def main() -> None:
     voc_manifest = work / "voc.json"
     prepare(PrepareSettings(root=work / "voc", classes=[f"c{i}" for i in range(20)], threads=args.threads), voc_manifest)
     results = [
-        measure("demo-128px-resnet18w32", demo_manifest, BackboneSpec(depth=18, width=32, norm="batch"), work, args.threads),
-        measure("voc-500x375-resnet50", voc_manifest, BackboneSpec(depth=50), work, args.threads),
+        measure("demo-128px-resnet18w32", demo_manifest, BackboneSpec(depth=18, width=32, norm="batch"), work, args.threads,
+                args.workers),
+        measure("voc-500x375-resnet50", voc_manifest, BackboneSpec(depth=50), work, args.threads, args.workers),
     ]
     print(json.dumps(results, indent=2))
 
