@@ -117,8 +117,8 @@ def _check_clip(config: dict, base: Path) -> None:
         from clims_core.models.clip import ClipLoadError, check_clip_weights
 
         weights = clip["weights"]
-        if "/" in weights or weights.startswith(("~", ".")):
-            weights = str(resolve(base, weights)) if not weights.startswith(("local-dir:", "hf-hub:")) else weights
+        if not weights.startswith(("local-dir:", "hf-hub:")) and ("/" in weights or weights.startswith(("~", "."))):
+            weights = str(resolve(base, weights))  # a file path, relative to the folder Snakemake runs in
         try:
             check_clip_weights(clip["model"], weights)
         except ClipLoadError as error:

@@ -36,9 +36,10 @@ def puzzle_reconstruction_loss(full_maps: torch.Tensor, merged_maps: torch.Tenso
 
 
 def normalised_cams(maps: torch.Tensor) -> torch.Tensor:
-    """PuzzleCAM's ``make_cam``: ReLU, then each map divided by its spatial max (the reconstruction's 'cam' level)."""
+    """ReLU, then each map (last two dims) divided by its max + 1e-5: IRNet's CAM normalisation and PuzzleCAM's
+    ``make_cam`` (the reconstruction's 'cam' level)."""
     maps = torch.relu(maps)
-    return maps / (maps.flatten(2).max(dim=2).values[..., None, None] + 1e-5)
+    return maps / (maps.flatten(-2).max(dim=-1).values[..., None, None] + 1e-5)
 
 
 def puzzle_alpha(step: int, total: int, alpha: float = 4.0, schedule: float = 0.5) -> float:

@@ -28,8 +28,8 @@ class ClimsObjective:
         for c, name in enumerate(classes):
             for b, word in enumerate(self.background_words):
                 applies[c, b] = word in words.get(name, []) if isinstance(words, dict) else True
-        self.applies = applies
-        self.class_weight = torch.tensor([settings.class_weights.get(name, 1.0) for name in classes])
+        self.applies = applies.to(clip.device)
+        self.class_weight = torch.tensor([settings.class_weights.get(name, 1.0) for name in classes], device=clip.device)
         prompts = [fill(settings.object_prompt, display_name(c, settings.class_names)) for c in classes]
         prompts += [fill(settings.background_prompt, w) for w in self.background_words]
         self.prompts = prompts
@@ -61,17 +61,17 @@ class ClimsObjective:
         source = self.to_masking_space(images01)
         pictures = F.interpolate(source, size=size, mode="bilinear", align_corners=True)[n]
         features = self.encode_masked(torch.cat([masks * pictures, (1 - masks) * pictures]))  # one CLIP forward
-        similarity = features.float() @ self.text.to(features.device).t()  # 2P x (K + B)
+        similarity = features.float() @ self.text.t()  # 2P x (K + B)
         fg, bg = similarity[: len(n)], similarity[len(n):]
         k = len(self.classes)
         if self.settings.similarity == "softmax":
             fg, bg = prompt_probabilities(fg, self.logit_scale), prompt_probabilities(bg, self.logit_scale)
         rows = torch.arange(len(n), device=fg.device)
-        weights = self.class_weight.to(fg.device)[c]
+        weights = self.class_weight[c]
         otm = object_text_matching(fg[rows, c], weights)
         btm = background_text_matching(bg[rows, c], weights)
         if self.background_words:
-            cbs = background_suppression(fg[:, k:], self.applies.to(fg.device)[c], self.settings.cbs_threshold,
+            cbs = background_suppression(fg[:, k:], self.applies[c], self.settings.cbs_threshold,
                                          self.settings.cbs_reduction)
         else:
             cbs = fg.new_zeros(())

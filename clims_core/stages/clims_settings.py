@@ -15,7 +15,7 @@ class ClimsSettings:
     background_channel: bool = False  # cvpr: the head has a background channel 0 (unused by the losses)
     background_words: dict[str, list[str]] | list[str] = field(default_factory=list)  # per class (cvpr) or global
     cbs_threshold: float | None = 0.26  # improved: only background scores above it count
-    cbs_reduction: str = "sum"  # improved: sum (as the public code); cvpr: mean over words
+    cbs_reduction: str = "sum"  # improved: sum (public code); cvpr: sum_mean (per positive the mean over words)
     class_weights: dict[str, float] = field(default_factory=dict)  # cvpr: sofa, diningtable, chair x3
     similarity: str = "cosine"  # "cosine" (paper) or "softmax" over the prompt set at CLIP's logit scale
     object_prompt: str = "a photo of {article} {name}."

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
+from clims_core.data.captions import load_images
 from clims_core.data.manifest import Manifest
 from clims_core.device import pick_device
 from clims_core.io.atomic import write_json, write_text
@@ -92,39 +92,46 @@ def build_masked_crops(manifest: Manifest, split: str, size: int, min_fraction: 
                        np.asarray(kinds)), skipped
 
 
-def load_split_images(manifest: Manifest, split: str, size: int) -> np.ndarray:
-    def one(image_id: str) -> np.ndarray:
-        with Image.open(manifest.image_path(image_id)) as image:
-            return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
+@dataclass
+class EvalInputs:
+    """What every CLIP of one input size is scored on: the split's images and the masked crops (read once)."""
 
-    return np.stack([one(i) for i in tqdm(manifest.ids(split), desc="eval_clip: loading", unit="img", mininterval=2.0)])
+    images: np.ndarray
+    crops: MaskedCrops | None
+    skipped_small: int
+
+
+def prepare_inputs(manifest: Manifest, settings: EvalClipSettings, size: int) -> EvalInputs:
+    paths = [manifest.image_path(i) for i in manifest.ids(settings.split)]
+    images = load_images(paths, size, settings.threads)
+    if not manifest.stuff_classes:
+        return EvalInputs(images, None, 0)
+    crops, skipped = build_masked_crops(manifest, settings.split, size, settings.min_region_fraction, settings.crop_margin)
+    return EvalInputs(images, crops, skipped)
 
 
 @torch.no_grad()
-def evaluate(clip: LoadedClip, manifest: Manifest, settings: EvalClipSettings) -> dict:
+def evaluate(clip: LoadedClip, manifest: Manifest, settings: EvalClipSettings, inputs: EvalInputs) -> dict:
     class_words = [display_name(c, settings.class_names) for c in manifest.classes]
     stuff_words = [display_name(s, settings.class_names) for s in manifest.stuff_classes]
     prompts = [fill(settings.object_prompt, w) for w in class_words] + [fill(settings.stuff_prompt, w) for w in stuff_words]
     text = clip.encode_text(prompts).float().cpu()
-    images = load_split_images(manifest, settings.split, clip.image_size)
-    scores = (encode_images(clip, images) @ text[: len(class_words)].t()).numpy()
+    scores = (encode_images(clip, inputs.images) @ text[: len(class_words)].t()).numpy()
     mAP, per_class = mean_average_precision(scores, manifest.labels(settings.split))
     result = {"source": clip.source, "prompts": prompts, "zero_shot_map": mAP,
               "zero_shot_ap": dict(zip(manifest.classes, per_class))}
-    if manifest.stuff_classes:
-        crops, skipped = build_masked_crops(manifest, settings.split, clip.image_size, settings.min_region_fraction,
-                                            settings.crop_margin)
-        if len(crops.truth):
-            best = (encode_images(clip, crops.images) @ text.t()).argmax(dim=1).numpy()
-            right = best == crops.truth
-            words = manifest.classes + manifest.stuff_classes
-            result["stuff_test"] = {
-                "object_accuracy": float(right[crops.kind == "object"].mean()),
-                "stuff_accuracy": float(right[crops.kind == "stuff"].mean()),
-                "per_word": {w: float(right[crops.truth == i].mean()) for i, w in enumerate(words) if (crops.truth == i).any()},
-                "crops": {"object": int((crops.kind == "object").sum()), "stuff": int((crops.kind == "stuff").sum()),
-                          "skipped_small": skipped},
-            }
+    crops = inputs.crops
+    if crops is not None and len(crops.truth):
+        best = (encode_images(clip, crops.images) @ text.t()).argmax(dim=1).numpy()
+        right = best == crops.truth
+        words = manifest.classes + manifest.stuff_classes
+        result["stuff_test"] = {
+            "object_accuracy": float(right[crops.kind == "object"].mean()),
+            "stuff_accuracy": float(right[crops.kind == "stuff"].mean()),
+            "per_word": {w: float(right[crops.truth == i].mean()) for i, w in enumerate(words) if (crops.truth == i).any()},
+            "crops": {"object": int((crops.kind == "object").sum()), "stuff": int((crops.kind == "stuff").sum()),
+                      "skipped_small": inputs.skipped_small},
+        }
     return result
 
 
@@ -144,8 +151,12 @@ def run(settings: EvalClipSettings, manifest_path: str | Path, clips: dict[str, 
     device = pick_device(settings.device, settings.threads)
     manifest = Manifest.load(manifest_path)
     results = {}
+    inputs: dict[int, EvalInputs] = {}  # by CLIP input size: pretrained and fine-tuned CLIPs share one
     for name, (model, weights) in clips.items():
-        results[name] = evaluate(load_clip(model, weights, device).freeze(), manifest, settings)
+        clip = load_clip(model, weights, device).freeze()
+        if clip.image_size not in inputs:
+            inputs[clip.image_size] = prepare_inputs(manifest, settings, clip.image_size)
+        results[name] = evaluate(clip, manifest, settings, inputs[clip.image_size])
         stuff = results[name].get("stuff_test", {})
         log.info("%s: zero-shot mAP %.3f; stuff test objects %.3f, stuff %.3f", name, results[name]["zero_shot_map"],
                  stuff.get("object_accuracy", float("nan")), stuff.get("stuff_accuracy", float("nan")))

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.cam_store import CamStoreWriter, sha256_file
+from clims_core.losses.cam import normalised_cams
 from clims_core.stages.train_cam import load_cam_model
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,6 @@ def multiscale_cams(model: torch.nn.Module, image_u8: torch.Tensor, scales: tupl
     return low, high
 
 
-def normalise_by_max(maps: torch.Tensor) -> torch.Tensor:
-    """Each class map divided by its maximum (IRNet: ``/ (max + 1e-5)``)."""
-    return maps / (maps.flatten(1).max(dim=1).values.view(-1, 1, 1) + 1e-5)
-
-
 @torch.no_grad()
 def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: str | Path, store_path: str | Path,
         config: dict | None = None) -> dict:
@@ -113,7 +109,7 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
                                            unit="img", mininterval=2.0):
             keys = np.flatnonzero(label)
             low, high = multiscale_cams(model, image, settings.scales, settings.flip, device)
-            low, high = normalise_by_max(low[keys]), normalise_by_max(high[keys])
+            low, high = normalised_cams(low[keys]), normalised_cams(high[keys])  # sums of ReLU maps: ReLU is a no-op
             pending.append(background.submit(writer.write, image_id, keys, low.cpu().numpy(), high.cpu().numpy()))
             if len(pending) > 8:
                 pending.pop(0).result()

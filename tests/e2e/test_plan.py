@@ -51,6 +51,6 @@ def test_voc_scale_plan_is_fast(fake_voc, tmp_path):
                   and len(line.split()) == 2)
     assert counts.get("prepare_data") == "1", result.stdout
     shards = config["cams"]["shards"]
-    assert counts.get("make_cams_shard") == str(3 * shards) and counts.get("merge_cams") == "3", result.stdout
+    assert counts.get("make_cams") == str(3 * shards) and counts.get("merge_cams") == "3", result.stdout
     assert elapsed < 15, f"planning 10,582 images took {elapsed:.1f} s"
     print(f"snakemake -n on {N_TRAIN_AUG} train_aug ids: {elapsed:.2f} s (process start included)")

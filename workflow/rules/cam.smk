@@ -23,10 +23,6 @@ def cams_dir(method: str) -> str:
     return f"{RESULTS}/cams/{method}-{CAM_TAGS[method]}-{CAMS_TAG}"
 
 
-def cam_store(method: str, split: str) -> str:
-    return f"{cams_dir(method)}/{split}.h5"
-
-
 CAM_EVAL = {method: f"{cams_dir(method)}/eval_train.json" for method in CAM_METHODS}
 ALL_TARGETS.extend(CAM_EVAL.values())
 
@@ -35,8 +31,7 @@ def train_cam_inputs(wildcards) -> dict[str, str]:
     inputs = {"manifest": MANIFEST}
     if wildcards.method == "clims":
         inputs["init"] = f"{cam_dir('cam')}/model.pt"
-        if CLIP[1] and CLIP[1].startswith(RESULTS):
-            inputs["clip"] = CLIP[1]
+        inputs["clip"] = made_here(CLIP)
     return inputs
 
 
@@ -67,58 +62,50 @@ rule train_cam:
         "../scripts/train_cam.py"
 
 
-def make_cams_settings(wildcards, shard: int = 0) -> dict:
+# One make_cams job per split, or with cams.shards > 1 one per shard ('<i>-of-<n>', Snakemake's scatteritem form)
+# joined by merge_cams.
+SHARDED = CAMS["shards"] > 1
+STORE = f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/{{split}}.h5"
+SHARD_STORE = f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/shards/{{split}}.{{scatteritem}}.h5"
+SHARD_SUFFIX = ".{scatteritem}" if SHARDED else ""
+
+
+def make_cams_settings(wildcards) -> dict:
+    shard = int(wildcards.scatteritem.split("-of-")[0]) - 1 if SHARDED else 0
     return {"split": wildcards.split, "scales": CAMS["scales"], "flip": CAMS["flip"], "shard": shard,
             "shards": CAMS["shards"], "device": CFG["device"], "workers": CAMS["workers"]}
 
 
-if CAMS["shards"] == 1:
+rule make_cams:
+    input:
+        manifest=MANIFEST,
+        checkpoint=f"{RESULTS}/cam/{{method}}-{{tag}}/model.pt",
+    output:
+        SHARD_STORE if SHARDED else STORE,
+    params:
+        settings=make_cams_settings,
+        code=code("make_cams"),
+    threads: 8
+    log:
+        f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}{SHARD_SUFFIX}.log",
+    benchmark:
+        f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}{SHARD_SUFFIX}.benchmark.tsv"
+    script:
+        "../scripts/make_cams.py"
 
-    rule make_cams:
-        input:
-            manifest=MANIFEST,
-            checkpoint=f"{RESULTS}/cam/{{method}}-{{tag}}/model.pt",
-        output:
-            f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/{{split}}.h5",
-        params:
-            settings=make_cams_settings,
-            code=code("make_cams"),
-        threads: 8
-        log:
-            f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}.log",
-        benchmark:
-            f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}.benchmark.tsv"
-        script:
-            "../scripts/make_cams.py"
 
-else:
-
-    rule make_cams_shard:
-        input:
-            manifest=MANIFEST,
-            checkpoint=f"{RESULTS}/cam/{{method}}-{{tag}}/model.pt",
-        output:
-            f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/shards/{{split}}.{{scatteritem}}.h5",
-        params:
-            settings=lambda wildcards: make_cams_settings(wildcards, int(wildcards.scatteritem.split("-of-")[0]) - 1),
-            code=code("make_cams"),
-        threads: 8
-        log:
-            f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}.{{scatteritem}}.log",
-        script:
-            "../scripts/make_cams.py"
+if SHARDED:
 
     def shard_stores(wildcards) -> list[str]:
-        """The shard stores of one split, named as Snakemake's scatteritem ('<i>-of-<n>')."""
         n = CAMS["shards"]
-        folder = f"{RESULTS}/cams/{wildcards.method}-{wildcards.tag}-{CAMS_TAG}/shards"
-        return [f"{folder}/{wildcards.split}.{i}-of-{n}.h5" for i in range(1, n + 1)]
+        return [SHARD_STORE.format(method=wildcards.method, tag=wildcards.tag, split=wildcards.split,
+                                   scatteritem=f"{i}-of-{n}") for i in range(1, n + 1)]
 
     rule merge_cams:
         input:
             shard_stores,
         output:
-            f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/{{split}}.h5",
+            STORE,
         params:
             code=code("merge_cams"),
         log:

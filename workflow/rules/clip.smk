@@ -19,6 +19,11 @@ CLIP_EVAL = f"{RESULTS}/clip/eval-{CLIP_EVAL_TAG}/clip_eval.json"
 ALL_TARGETS.append(CLIP_EVAL)
 
 
+def made_here(*clips: tuple[str | None, str | None]) -> list[str]:
+    """The weight files among these (model, weights) pairs that this workflow writes (inputs to wait for)."""
+    return sorted({weights for _, weights in clips if weights in (CLIP_PRETRAINED, CLIP_FINETUNED)})
+
+
 rule pretrain_clip:
     input:
         [DEMO_DIR] if DEMO else [f"{CAPTIONS}/captions.tsv"] if CAPTIONS else [],
@@ -43,7 +48,7 @@ rule pretrain_clip:
 rule finetune_clip:
     input:
         manifest=MANIFEST,
-        clip=[BASE_CLIP[1]] if PRETRAIN else [],
+        clip=made_here(BASE_CLIP),
     output:
         checkpoint=CLIP_FINETUNED,
         metrics=f"{RESULTS}/clip/finetune-{CLIP_FINETUNE_TAG}/metrics.json",
@@ -66,7 +71,7 @@ rule finetune_clip:
 rule eval_clip:
     input:
         manifest=MANIFEST,
-        clips=[path for path in {BASE_CLIP[1], CLIP[1]} if path and path.startswith(RESULTS)],
+        clips=made_here(BASE_CLIP, CLIP),
     output:
         json=CLIP_EVAL,
         tsv=f"{RESULTS}/clip/eval-{CLIP_EVAL_TAG}/clip_eval.tsv",
