@@ -14,6 +14,7 @@ except ConfigError as error:
 
 RESULTS = CFG["results"]
 LOGS = CFG["logs"]
+WORK = CFG["work"]  # step checkpoints of running jobs (resume); never a declared output
 DEMO = CFG["demo_world"]["enabled"]
 
 # Demo world: its tag covers every generator setting (classes and stuff included).
@@ -28,6 +29,11 @@ DATA_TAG = tag(CFG["data"], *([DEMO_TAG] if DEMO else []))
 MANIFEST = f"{RESULTS}/data/{DATA_TAG}/manifest.json"
 
 ALL_TARGETS = [MANIFEST]
+# Metrics JSONs the summary and the report gather, filled by the stage rule files included after this one.
+MASK_EVAL: dict[str, str] = {}  # "<cam method>/<refiner>" -> eval_masks JSON (rules/refine.smk)
+SEG_EVAL: dict[str, str] = {}  # "<run>" -> eval_seg JSON (rules/seg.smk)
+# cam method -> index.json of its refined (IRN) pseudo masks on train_aug, what semi-supervised training reads.
+PSEUDO_MASKS: dict[str, str] = {}
 # rule name -> its benchmark TSV (wall time, memory); the summary reports them as timings_s.
 BENCHMARKS: dict[str, str] = {}
 
