@@ -60,18 +60,28 @@ class ClimsObjective:
         masks = F.interpolate(maps[n, c][:, None], size=size, mode="bilinear", align_corners=True)
         source = self.to_masking_space(images01)
         pictures = F.interpolate(source, size=size, mode="bilinear", align_corners=True)[n]
-        features = self.encode_masked(torch.cat([masks * pictures, (1 - masks) * pictures]))  # one CLIP forward
-        similarity = features.float() @ self.text.t()  # 2P x (K + B)
-        fg, bg = similarity[: len(n)], similarity[len(n):]
+        # CLIP in float32 even under CUDA autocast: bf16 features times a logit scale of 100 put noise of several
+        # tenths into the softmax's logits (measured on the demo: mIoU 37.7 with bf16 CLIP vs 45.3 without, 4 seeds).
+        with torch.autocast(images01.device.type, enabled=False):
+            masked = torch.cat([masks * pictures, (1 - masks) * pictures]).float()
+            features = self.encode_masked(masked)  # one CLIP forward for all foreground and background images
+            similarity = features.float() @ self.text.t()  # 2P x (K + B)
+        fg_raw, bg = similarity[: len(n)], similarity[len(n):]
         k = len(self.classes)
+        fg, cbs_scores = fg_raw, fg_raw
         if self.settings.similarity == "softmax":
-            fg, bg = prompt_probabilities(fg, self.logit_scale), prompt_probabilities(bg, self.logit_scale)
+            fg, bg = prompt_probabilities(fg_raw, self.logit_scale), prompt_probabilities(bg, self.logit_scale)
+            cbs_scores = fg
+            if self.settings.cbs_softmax == "without_labels":
+                labelled = torch.zeros_like(fg_raw, dtype=torch.bool)
+                labelled[:, :k] = labels[n].bool()
+                cbs_scores = prompt_probabilities(fg_raw.masked_fill(labelled, float("-inf")), self.logit_scale)
         rows = torch.arange(len(n), device=fg.device)
         weights = self.class_weight[c]
         otm = object_text_matching(fg[rows, c], weights)
         btm = background_text_matching(bg[rows, c], weights)
         if self.background_words:
-            cbs = background_suppression(fg[:, k:], self.applies[c], self.settings.cbs_threshold,
+            cbs = background_suppression(cbs_scores[:, k:], self.applies[c], self.settings.cbs_threshold,
                                          self.settings.cbs_reduction)
         else:
             cbs = fg.new_zeros(())

@@ -28,6 +28,11 @@ class ClimsSettings:
     # REG over "all" maps of the batch (the public code: absent classes included, so a present class's area costs
     # little when K is large) or over the "positives" only (each labelled class pays for its own area).
     area: str = "all"
+    # CBS's score with ``similarity: softmax``: the stuff words' probabilities over the whole prompt set
+    # ("all_prompts"), where the image's own class prompt takes nearly all the mass even when the map spills onto
+    # water, so CBS barely pushes; or over the prompt set without the image's labelled classes
+    # ("without_labels"): does the foreground image show a background word, beside its own classes?
+    cbs_softmax: str = "all_prompts"
 
     def __post_init__(self) -> None:
         if self.similarity not in ("cosine", "softmax"):
@@ -36,6 +41,8 @@ class ClimsSettings:
             raise ValueError(f"clims masking: expected one of {MASKINGS}, got {self.masking!r}")
         if self.area not in ("all", "positives"):
             raise ValueError(f"clims area: expected all or positives, got {self.area!r}")
+        if self.cbs_softmax not in ("all_prompts", "without_labels"):
+            raise ValueError(f"clims cbs_softmax: expected all_prompts or without_labels, got {self.cbs_softmax!r}")
         if len(self.loss_weights) != 4:
             raise ValueError("clims loss_weights: expected 4 numbers (OTM, BTM, CBS, REG)")
 
@@ -47,11 +54,11 @@ VOC_BACKGROUND_CVPR = {"boat": ["river", "water", "lake", "sea", "building"],
 PRESETS: dict[str, dict] = {
     "improved": {"epochs": 15, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 24.0, 1.0, 0.2],
                  "background_channel": False, "cbs_threshold": 0.26, "cbs_reduction": "sum", "class_weights": {},
-                 "similarity": "cosine", "masking": "pixel", "area": "all"},
+                 "similarity": "cosine", "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts"},
     "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
              "background_channel": True, "cbs_threshold": 0.0, "cbs_reduction": "sum_mean",
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
-             "masking": "pixel", "area": "all"},
+             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts"},
 }
 
 

@@ -17,14 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
+from torch import nn
 
 from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
-from clims_core.device import autocast, memory_format, pick_device
+from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.losses.cam import (merge, multilabel_loss, normalised_cams, puzzle_alpha, puzzle_reconstruction_loss,
@@ -34,6 +32,9 @@ from clims_core.models.cam_net import CamNet
 from clims_core.models.clip import load_clip
 from clims_core.stages.clims_objective import ClimsObjective
 from clims_core.stages.clims_settings import ClimsSettings
+from clims_core.tags import canonical_json
+from clims_core.training import distributed
+from clims_core.training.loop import LoopSettings, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
@@ -62,6 +63,7 @@ class CamTrainSettings:
     device: str = "auto"
     threads: int = 1
     workers: int = 0
+    checkpoint_every: int = 50  # steps between resume checkpoints in the work folder
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -108,104 +110,127 @@ def make_optimizer(model: CamNet, settings: CamTrainSettings) -> torch.optim.SGD
     )
 
 
-def cam_step(model: CamNet, images: torch.Tensor, labels: torch.Tensor, **_: Any) -> tuple[torch.Tensor, dict]:
-    loss = multilabel_loss(model(images), labels)
-    return loss, {"cls": loss.item()}
+class CamObjective(nn.Module):
+    """IRNet's baseline: multi-label soft-margin loss on globally pooled class scores.
+
+    Each method's objective is a module holding the network, so DDP wraps one forward that computes the whole loss.
+    """
+
+    def __init__(self, model: CamNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
+        loss = multilabel_loss(self.model(images), labels)
+        return loss, {"cls": loss.item()}
 
 
-def puzzlecam_step(model: CamNet, images: torch.Tensor, labels: torch.Tensor, step: int, total: int,
-                   settings: CamTrainSettings, **_: Any) -> tuple[torch.Tensor, dict]:
-    features = model.features(images)
-    tile_features = model.features(tile(images))
-    full_maps = model.maps_from(features)
-    merged_maps = model.maps_from(merge(tile_features, images.shape[0]))
-    cls = multilabel_loss(model.logits_from(features), labels)
-    puzzle_cls = multilabel_loss(merged_maps.mean(dim=(2, 3)), labels)
-    if settings.puzzle_level == "cam":
-        reconstruction = puzzle_reconstruction_loss(normalised_cams(full_maps), normalised_cams(merged_maps), labels)
-    else:
+class PuzzleCamObjective(CamObjective):
+    """PuzzleCAM: classification of the full image and of its merged 2x2 tiles, plus the alpha-weighted L1
+    reconstruction between the full and merged class maps."""
+
+    def __init__(self, model: CamNet, alpha: float, schedule: float, level: str):
+        super().__init__(model)
+        self.alpha, self.schedule, self.level = alpha, schedule, level
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
+        features = self.model.features(images)
+        tile_features = self.model.features(tile(images))
+        full_maps = self.model.maps_from(features)
+        merged_maps = self.model.maps_from(merge(tile_features, images.shape[0]))
+        cls = multilabel_loss(self.model.logits_from(features), labels)
+        puzzle_cls = multilabel_loss(merged_maps.mean(dim=(2, 3)), labels)
+        if self.level == "cam":
+            full_maps, merged_maps = normalised_cams(full_maps), normalised_cams(merged_maps)
         reconstruction = puzzle_reconstruction_loss(full_maps, merged_maps, labels)
-    alpha = puzzle_alpha(step, total, settings.puzzle_alpha, settings.puzzle_schedule)
-    loss = cls + puzzle_cls + alpha * reconstruction
-    return loss, {"cls": cls.item(), "pcls": puzzle_cls.item(), "re": reconstruction.item(), "alpha": alpha}
+        alpha = puzzle_alpha(step, total, self.alpha, self.schedule)
+        loss = cls + puzzle_cls + alpha * reconstruction
+        return loss, {"cls": cls.item(), "pcls": puzzle_cls.item(), "re": reconstruction.item(), "alpha": alpha}
 
 
-def clims_step(model: CamNet, images: torch.Tensor, labels: torch.Tensor, objective: ClimsObjective,
-               **_: Any) -> tuple[torch.Tensor, dict]:
-    maps = model.activation_maps(images)[:, int(model.background_channel):]
-    return objective(images, maps.float(), labels)
+class ClimsTraining(CamObjective):
+    """CLIMS: the network's foreground activation maps scored through the frozen CLIP (:class:`ClimsObjective`)."""
+
+    def __init__(self, model: CamNet, objective: ClimsObjective):
+        super().__init__(model)
+        self.objective = objective
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
+        maps = self.model.activation_maps(images)[:, int(self.model.background_channel):]
+        return self.objective(images, maps.float(), labels)
 
 
-STEPS = {"cam": cam_step, "puzzlecam": puzzlecam_step, "clims": clims_step}
+def make_objective(model: CamNet, settings: CamTrainSettings, classes: list[str], device: torch.device,
+                   init_checkpoint: str | Path | None, clip: tuple[str | None, str | None] | None) -> CamObjective:
+    if settings.method == "cam":
+        return CamObjective(model)
+    if settings.method == "puzzlecam":
+        return PuzzleCamObjective(model, settings.puzzle_alpha, settings.puzzle_schedule, settings.puzzle_level)
+    if init_checkpoint is None or clip is None:
+        raise ValueError("clims training needs the cam checkpoint (init_checkpoint) and a CLIP (clip)")
+    loaded = load_clip(clip[0], clip[1], device).freeze()
+    objective = ClimsObjective(loaded, classes, settings.clims)
+    log.info("CLIMS with %s; prompts %s", loaded.source, objective.prompts)
+    return ClimsTraining(model, objective)
 
 
 def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: str | Path, metrics_path: str | Path,
         init_checkpoint: str | Path | None = None, clip: tuple[str | None, str | None] | None = None,
-        config: dict | None = None) -> dict:
-    """Train and write the checkpoint (with the architecture) and a metrics JSON (loss parts per epoch)."""
+        config: dict | None = None, resume_path: str | Path | None = None) -> dict:
+    """Train and write the checkpoint (with the architecture) and a metrics JSON (loss parts per epoch).
+
+    Under ``torchrun`` each process trains on its share of every global batch (DDP); ``resume_path`` is the step
+    checkpoint in the work folder that a killed run continues from.
+    """
     start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
+    dist = distributed.context(device)
+    device = dist.device(device)
     torch.manual_seed(settings.seed)
     manifest = Manifest.load(manifest_path)
     dataset = ClassificationDataset(manifest, settings.split, settings.crop, settings.resize_long, True, settings.seed)
     model = build_model(settings.backbone, len(manifest.classes),
                         settings.method == "clims" and settings.clims.background_channel)
-    objective = None
-    if settings.method == "clims":
-        if init_checkpoint is None or clip is None:
-            raise ValueError("clims training needs the cam checkpoint (init_checkpoint) and a CLIP (clip)")
+    if init_checkpoint is not None:
         initialise_from(model, init_checkpoint)
-        loaded = load_clip(clip[0], clip[1], device).freeze()
-        objective = ClimsObjective(loaded, manifest.classes, settings.clims)
-        log.info("CLIMS with %s; prompts %s", loaded.source, objective.prompts)
     model = model.to(device, memory_format=memory_format(device)).train()
+    objective = make_objective(model, settings, manifest.classes, device, init_checkpoint, clip)
     optimizer = make_optimizer(model, settings)
-    generator = torch.Generator().manual_seed(settings.seed)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, drop_last=True, generator=generator,
-                        num_workers=settings.workers, persistent_workers=settings.workers > 0)
-    total = settings.epochs * len(loader)
-    history: list[dict[str, float]] = []
-    step = 0
-    for epoch in range(settings.epochs):
-        dataset.set_epoch(epoch)
-        parts_sum: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"train_cam[{settings.method}] epoch {epoch + 1}/{settings.epochs}", unit="batch",
-                   mininterval=2.0)
-        for images, labels, _ in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * poly(step, total)
-            images = images.to(device, memory_format=memory_format(device))
-            labels = labels.to(device)
-            with autocast(device):
-                loss, parts = STEPS[settings.method](model, images, labels, step=step, total=total,
-                                                     settings=settings, objective=objective)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            parts = {"loss": loss.item(), **parts}
-            for key, value in parts.items():
-                parts_sum[key] = parts_sum.get(key, 0.0) + value
-            bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k in ("loss", "otm", "btm", "cbs", "re")})
-        history.append({key: value / len(loader) for key, value in parts_sum.items()})
-        log.info("epoch %d/%d: %s", epoch + 1, settings.epochs, {k: round(v, 4) for k, v in history[-1].items()})
-    model = model.cpu().eval()
-    metrics = {"method": settings.method, "code_version": code_version(), "steps": step, "history": history,
-               "seconds": time.perf_counter() - start, "images": len(dataset)}
-    save_checkpoint(checkpoint_path, model.state_dict(), config or {}, step,
-                    architecture=architecture(settings, len(manifest.classes)), metrics=metrics)
-    write_json(metrics_path, metrics)
+    loop = LoopSettings(settings.epochs, settings.batch_size, settings.seed, settings.workers, settings.checkpoint_every)
+    identity = canonical_json([asdict(settings), str(init_checkpoint), clip, code_version()])
+    history, steps = train_loop(objective, model, optimizer, dataset, loop, device, dist,
+                                ResumeState(resume_path, identity), f"train_cam[{settings.method}]", poly,
+                                shown=("loss", "otm", "btm", "cbs", "re"))
+    metrics = {"method": settings.method, "code_version": code_version(), "steps": steps, "history": history,
+               "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
+    if dist.is_main:
+        save_checkpoint(checkpoint_path, model.cpu().state_dict(), config or {}, steps,
+                        architecture=architecture(settings, len(manifest.classes)), metrics=metrics)
+        write_json(metrics_path, metrics)
+        ResumeState(resume_path, identity).clear()
+    dist.barrier()
+    dist.close()
     return metrics
 
 
+def run_from_arguments(arguments: dict[str, Any]) -> dict:
+    """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
+    a = arguments
+    settings = settings_from_config(a["method"], a["cam"], a.get("clims"), a["clip_section"], a["seed"], a["device"],
+                                    a["threads"], a.get("checkpoint_every", 50))
+    section = {"method": a["method"], "cam": a["cam"], **({"clims": a["clims"]} if a["method"] == "clims" else {})}
+    return run(settings, a["manifest"], a["checkpoint"], a["metrics"], init_checkpoint=a.get("init"),
+               clip=tuple(a["clip"]) if a["method"] == "clims" else None, config=section, resume_path=a.get("resume"))
+
+
 def settings_from_config(method: str, cam: dict, clims: dict | None, clip_section: dict, seed: int, device: str,
-                         threads: int) -> CamTrainSettings:
+                         threads: int, checkpoint_every: int = 50) -> CamTrainSettings:
     """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset."""
     backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"])
     train = cam["train"]
     common = dict(method=method, backbone=backbone, weight_decay=train["weight_decay"], momentum=train["momentum"],
                   crop=train["crop"], resize_long=tuple(train["resize_long"]), seed=seed, device=device,
-                  threads=threads, workers=train["workers"])
+                  threads=threads, workers=train["workers"], checkpoint_every=checkpoint_every)
     if method != "clims":
         return CamTrainSettings(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"],
                                 puzzle_alpha=cam["puzzlecam"]["alpha"], puzzle_schedule=cam["puzzlecam"]["schedule"],
@@ -214,7 +239,7 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
     objective = ClimsSettings(
         loss_weights=tuple(clims["loss_weights"]), background_channel=clims["background_channel"],
         background_words=clims["background_words"], cbs_threshold=clims["cbs_threshold"],
-        cbs_reduction=clims["cbs_reduction"], class_weights=dict(clims["class_weights"]),
+        cbs_reduction=clims["cbs_reduction"], cbs_softmax=clims["cbs_softmax"], class_weights=dict(clims["class_weights"]),
         similarity=clims["similarity"], masking=clims["masking"], area=clims["area"], object_prompt=clip_section["prompts"]["object"],
         background_prompt=clip_section["prompts"]["stuff"], class_names=dict(clip_section["class_names"]),
     )

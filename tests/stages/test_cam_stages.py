@@ -64,7 +64,8 @@ def test_make_cams_store_and_shards(tiny_world, cam_checkpoint, tmp_path):
         keys, high = store.read(image_id)
         _, low = store.read(image_id, high_res=False)
         assert high.shape[1:] == (64, 64) and low.shape[1:] == (16, 16)
-        assert np.allclose(high.reshape(len(keys), -1).max(axis=1), 1.0, atol=1e-2) or high.max() == 0
+        peaks = high.reshape(len(keys), -1).max(axis=1)  # each map max-normalised; a map with no activation stays 0
+        assert all(np.isclose(p, 1.0, atol=1e-2) or p == 0 for p in peaks)
         other = s0 if image_id in s0 else s1
         assert np.array_equal(other.read(image_id)[1], high)
         assert store.attrs["config"]["split"] == "train"

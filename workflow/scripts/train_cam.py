@@ -1,14 +1,17 @@
-"""Snakemake adapter: rule params -> clims_core.stages.train_cam.run."""
+"""Snakemake adapter: rule params -> clims_core.stages.train_cam (in this process, or under torchrun when gpus > 1)."""
 
 from clims_core.logs import stage_logging
-from clims_core.stages import train_cam
+from clims_core.training.launch import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 method = sm.wildcards.method
+processes = sm.params.gpus
 with stage_logging(sm.log[0], f"train_cam[{method}]"):
-    settings = train_cam.settings_from_config(method, sm.params.cam, sm.params.clims, sm.params.clip_section,
-                                              sm.params.seed, sm.params.device, sm.threads)
-    section = {"method": method, "cam": dict(sm.params.cam), **({"clims": dict(sm.params.clims)} if method == "clims" else {})}
-    train_cam.run(settings, sm.input.manifest, sm.output.checkpoint, sm.output.metrics,
-                  init_checkpoint=sm.input.get("init"), clip=tuple(sm.params.clip) if method == "clims" else None,
-                  config=section)
+    arguments = {
+        "method": method, "cam": dict(sm.params.cam), "clims": dict(sm.params.clims),
+        "clip_section": dict(sm.params.clip_section), "clip": list(sm.params.clip), "seed": sm.params.seed,
+        "device": sm.params.device, "threads": max(1, sm.threads // processes),
+        "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest, "init": sm.input.get("init"),
+        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics, "resume": sm.params.resume,
+    }
+    run_stage("train_cam", arguments, processes, sm.params.work_dir)

@@ -1,0 +1,117 @@
+"""Seed study of the CAM methods: for each seed, plain CAM from scratch, then CLIMS variants started from it; every
+run's CAMs of the train split evaluated (mIoU, confounder false positives). Prints mean ± sd per variant.
+
+One seed's chain takes about a minute on a GPU (the README's table came from an H200) and far longer on CPU:
+
+    python bench/seed_study.py --seeds 0 1 2 3 --out /tmp/seed_study --device cuda --parallel 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from clims_core.config import demo_world_arguments, validate_config  # noqa: E402
+from clims_core.stages.clims_settings import resolve_clims_section  # noqa: E402
+
+# CLIMS variants: overrides of the resolved cam.clims section.
+VARIANTS = {
+    "clims_default": {},
+    "clims_without_labels": {"cbs_softmax": "without_labels"},
+    "clims_without_labels_cbs3_5ep": {"cbs_softmax": "without_labels", "loss_weights": [1.0, 1.5, 3.0, 1.0],
+                                      "epochs": 5},
+}
+
+
+def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[str]) -> None:
+    """One seed: train cam, then each CLIMS variant from it; evaluate each; append JSON lines to results.jsonl."""
+    from clims_core.stages import eval_cams, make_cams, train_cam
+
+    cfg = validate_config(yaml.safe_load(config_path.read_text()), base_dir=REPO)
+    manifest = out / "manifest.json"
+    runs = [("cam", "cam", None)] + [(name, "clims", VARIANTS[name]) for name in variants]
+    for name, method, overrides in runs:
+        clims = resolve_clims_section(cfg["cam"]["clims"], cfg["data"]["stuff_classes"], cfg["eval"]["confounders"])
+        clims.update(copy.deepcopy(overrides or {}))
+        settings = train_cam.settings_from_config(method, cfg["cam"], clims, cfg["clip"], seed, device, 2)
+        run_dir = out / f"{name}_s{seed}"
+        init = out / f"cam_s{seed}" / "model.pt" if method == "clims" else None
+        clip = (cfg["clip"]["model"], str(out / "clip.pt")) if method == "clims" else None
+        train_cam.run(settings, manifest, run_dir / "model.pt", run_dir / "metrics.json", init_checkpoint=init, clip=clip)
+        make_cams.run(make_cams.MakeCamsSettings(split="train", device=device, threads=2), manifest,
+                      run_dir / "model.pt", run_dir / "train.h5")
+        result = eval_cams.run(eval_cams.EvalCamsSettings(split="train", confounders=cfg["eval"]["confounders"]),
+                               manifest, run_dir / "train.h5", run_dir / "eval.json", run_dir / "eval.tsv",
+                               run_dir / "curve.png", method)
+        line = {"variant": name, "seed": seed, "miou": round(result["miou"], 2),
+                "fp": {k: round(100 * v["rate"], 1) for k, v in result["confounder_fp"].items() if v["rate"] is not None}}
+        with open(out / "results.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+
+def _prepare(config_path: Path, out: Path, clip_checkpoint: Path) -> None:
+    """The demo world, its manifest and the (fine-tuned) CLIP the CLIMS runs use."""
+    from clims_core.stages import make_demo_world, prepare_data
+
+    cfg = validate_config(yaml.safe_load(config_path.read_text()), base_dir=REPO)
+    make_demo_world.run(demo_world_arguments(cfg), out / "world", workers=4)
+    data = cfg["data"]
+    prepare_data.run(prepare_data.PrepareSettings(root=out / "world" / "VOC", classes=data["classes"],
+                                                  stuff_classes=data["stuff_classes"], split_files=data["splits"],
+                                                  mask_dirs=data["mask_dirs"], threads=4), out / "manifest.json")
+    (out / "clip.pt").unlink(missing_ok=True)
+    (out / "clip.pt").symlink_to(clip_checkpoint.resolve())
+
+
+def _table(out: Path) -> None:
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mious = [r["miou"] for r in rows if r["variant"] == variant]
+        sd = statistics.pstdev(mious) if len(mious) > 1 else 0.0
+        pairs = sorted({p for r in rows for p in r["fp"]})
+        fps = {p: statistics.mean(r["fp"][p] for r in rows if r["variant"] == variant and p in r["fp"]) for p in pairs}
+        print(f"{variant:34s} mIoU {statistics.mean(mious):5.1f} ± {sd:4.1f}  {mious}  "
+              + "  ".join(f"{p} {v:.1f}%" for p, v in fps.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
+    parser.add_argument("--clip", type=Path, required=True, help="the CLIP checkpoint CLIMS uses (e.g. the workflow's "
+                        "results/clip/finetune-<tag>/clip.pt)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--chain", type=int, help=argparse.SUPPRESS)  # internal: run one seed's chain
+    args = parser.parse_args()
+    if args.chain is not None:
+        _chain(args.config, args.out, args.chain, args.device, args.variants)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.jsonl").unlink(missing_ok=True)
+    _prepare(args.config, args.out, args.clip)
+    pending = list(args.seeds)
+    while pending:
+        batch, pending = pending[:args.parallel], pending[args.parallel:]
+        processes = [subprocess.Popen([sys.executable, __file__, "--config", str(args.config), "--clip", str(args.clip),
+                                       "--out", str(args.out), "--device", args.device, "--chain", str(seed),
+                                       "--variants", *args.variants]) for seed in batch]
+        if any(p.wait() for p in processes):
+            raise SystemExit("a seed's chain failed (see its output above)")
+    _table(args.out)
+
+
+if __name__ == "__main__":
+    main()

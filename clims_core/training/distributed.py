@@ -1,0 +1,86 @@
+"""Data-parallel training with PyTorch's own machinery: ``torchrun`` starts the processes, DDP syncs the gradients.
+
+A stage calls :func:`context` once. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) it joins the process
+group (NCCL on CUDA, gloo on CPU) and each process takes its share of every global batch; otherwise it is a no-op
+single-process context, so the same loop serves a laptop, one GPU and several.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, device: torch.device) -> torch.device:
+        """One GPU per process on CUDA; CPU processes share the CPU."""
+        if device.type == "cuda" and self.enabled:
+            torch.cuda.set_device(self.local_rank)
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """DDP around ``module`` (its ``forward`` must compute the whole loss, so every parameter use is seen)."""
+        if not self.enabled:
+            return module
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def share(self, batch: list[int]) -> list[int]:
+        """This process's part of a global batch (every ``world_size``-th index): the parts' union is the batch."""
+        if len(batch) % self.world_size:
+            raise ValueError(f"batch size {len(batch)} is not divisible by the {self.world_size} training processes")
+        return batch[self.rank::self.world_size]
+
+    def mean(self, value: float) -> float:
+        """A float averaged over processes (for logged losses)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world_size
+
+    def any(self, flag: bool) -> bool:
+        """True in every process when ``flag`` is true in any (so all stop at the same step)."""
+        if not self.enabled:
+            return flag
+        tensor = torch.tensor([int(flag)])
+        dist.all_reduce(tensor)
+        return bool(tensor.item())
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def context(device: torch.device) -> Distributed:
+    """The process's place in a ``torchrun`` job (joining its process group), or a single-process context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    return Distributed(rank, world_size, local_rank)

@@ -1,0 +1,49 @@
+"""Multi-process training through ``torchrun``: the rule's adapter writes the stage's arguments as JSON, and
+``python -m torch.distributed.run --nproc_per_node N -m clims_core.training.launch <stage> <arguments.json>`` runs
+the stage's ``run_from_arguments`` in every process (each joins the DDP group, see :mod:`.distributed`).
+
+Only the stages listed in :data:`STAGES` can be launched, and the JSON carries plain values: nothing in a config is
+ever imported or evaluated as code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from clims_core.io.atomic import write_json
+
+STAGES = {"train_cam": "clims_core.stages.train_cam"}
+
+
+def torchrun_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r} cannot be launched with torchrun (known: {sorted(STAGES)})")
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "clims_core.training.launch", stage, str(arguments_path)]
+
+
+def run_stage(stage: str, arguments: dict[str, Any], processes: int, work_dir: str | Path) -> None:
+    """Run ``stage`` in this process (``processes`` 1) or in ``processes`` torchrun processes."""
+    module = importlib.import_module(STAGES[stage])
+    if processes <= 1:
+        module.run_from_arguments(arguments)
+        return
+    path = Path(work_dir) / "torchrun_arguments.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, arguments)
+    subprocess.run(torchrun_command(stage, path, processes), check=True)
+
+
+def main(argv: list[str]) -> None:
+    stage, path = argv
+    module = importlib.import_module(STAGES[stage])
+    module.run_from_arguments(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

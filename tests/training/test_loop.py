@@ -1,0 +1,118 @@
+"""The shared training loop: batch plans, DDP (2 gloo processes = 1 process on the same global batch), resume after
+SIGKILL and SIGTERM (final weights equal an uninterrupted run's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from clims_core.io.checkpoint import load_checkpoint
+from clims_core.training.distributed import Distributed
+from clims_core.training.launch import torchrun_command
+from clims_core.training.loop import TERMINATED_EXIT_CODE, epoch_batches
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_epoch_batches_are_a_seeded_permutation_without_the_last_partial_batch():
+    batches = epoch_batches(10, 4, seed=3, epoch=1)
+    assert [len(b) for b in batches] == [4, 4]
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == 8 and set(flat) <= set(range(10))
+    assert batches == epoch_batches(10, 4, seed=3, epoch=1)
+    assert batches != epoch_batches(10, 4, seed=3, epoch=2)
+
+
+def test_process_shares_union_to_the_global_batch():
+    batch = list(range(8))
+    shares = [Distributed(rank, 2).share(batch) for rank in range(2)]
+    assert sorted(shares[0] + shares[1]) == batch and shares[0] == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match="not divisible"):
+        Distributed(0, 3).share(batch)
+
+
+def test_torchrun_launches_only_known_stages():
+    assert "clims_core.training.launch" in torchrun_command("train_cam", "a.json", 2)
+    with pytest.raises(ValueError, match="cannot be launched"):
+        torchrun_command("os.system", "a.json", 2)
+
+
+def _arguments(tiny_world, out: Path, epochs: int = 1, checkpoint_every: int = 0) -> dict:
+    cam = {"backbone": {"depth": 18, "width": 8, "strides": [2, 2, 2, 1], "norm": "frozen"}, "backbone_weights": None,
+           "train": {"epochs": epochs, "batch_size": 8, "lr": 0.01, "weight_decay": 1e-4, "momentum": 0.9, "crop": 64,
+                     "resize_long": [48, 80], "workers": 0},
+           "puzzlecam": {"alpha": 4.0, "schedule": 0.5, "level": "feature"}}
+    return {"method": "cam", "cam": cam, "clims": None, "clip_section": {}, "clip": None, "seed": 0, "device": "cpu",
+            "threads": 1, "checkpoint_every": checkpoint_every, "manifest": str(tiny_world["manifest"]),
+            "checkpoint": str(out / "model.pt"), "metrics": str(out / "metrics.json"), "resume": str(out / "resume.pt")}
+
+
+def _launch(arguments: dict, out: Path, processes: int = 1) -> subprocess.Popen:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "arguments.json"
+    path.write_text(json.dumps(arguments))
+    command = (torchrun_command("train_cam", path, processes) if processes > 1
+               else [sys.executable, "-m", "clims_core.training.launch", "train_cam", str(path)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 600) -> int:
+    output, _ = process.communicate(timeout=timeout)
+    if process.returncode not in (0, TERMINATED_EXIT_CODE, -signal.SIGKILL):
+        raise AssertionError(output[-3000:])
+    return process.returncode
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "model.pt")["model"]
+
+
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tiny_world, tmp_path):
+    """Same global batches (each process takes every 2nd sample), DDP averages the gradients: the weights after
+    an epoch agree up to float summation order (frozen BatchNorm: batch statistics would differ per process)."""
+    single, double = tmp_path / "one", tmp_path / "two"
+    _finish(_launch(_arguments(tiny_world, single), single))
+    _finish(_launch(_arguments(tiny_world, double), double, processes=2))
+    one, two = _weights(single), _weights(double)
+    assert json.loads((double / "metrics.json").read_text())["processes"] == 2
+    for name in one:
+        assert torch.allclose(one[name], two[name], rtol=1e-3, atol=1e-5), name
+    assert not (double / "resume.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_world, tmp_path_factory) -> Path:
+    reference = tmp_path_factory.mktemp("uninterrupted")
+    _finish(_launch(_arguments(tiny_world, reference, epochs=2), reference))
+    return reference
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_training_resumes_to_the_uninterrupted_weights(tiny_world, uninterrupted, tmp_path, how):
+    reference = uninterrupted
+    out = tmp_path / "killed"
+    arguments = _arguments(tiny_world, out, epochs=2, checkpoint_every=4)
+    process = _launch(arguments, out)
+    deadline = time.time() + 300
+    while not (out / "resume.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before its first resume checkpoint"
+    process.send_signal(how)
+    assert _finish(process) == (TERMINATED_EXIT_CODE if how == signal.SIGTERM else -signal.SIGKILL)
+    assert not (out / "model.pt").exists()  # no final checkpoint from an interrupted run
+    stopped_at = load_checkpoint(out / "resume.pt", required=("step",))["step"]
+    assert 0 < stopped_at < 40
+    _finish(_launch(arguments, out))
+    assert load_checkpoint(out / "model.pt")["step"] == 40
+    for name, value in _weights(reference).items():
+        assert torch.equal(value, _weights(out)[name]), name
+    assert not (out / "resume.pt").exists()
