@@ -29,6 +29,18 @@ TINY_DEMO = {
         "clims": {"epochs": 1, "batch_size": 8, "lr": 0.001, "similarity": "softmax", "area": "positives"},
     },
     "cams": {"scales": [1.0, 0.5], "workers": 0},
+    "refine": {
+        "densecrf": {"iterations": 3},
+        "irn": {"trunk": "cam", "epochs": 1, "batch_size": 8, "crop": 64, "radius": 5, "workers": 0},
+        "random_walk": {"exp_times": 5},
+        "crf": {"split": "train"},
+    },
+    "seg": {
+        "init": "cam",
+        "cct": {"decoders": {"vat": 1, "dropout": 1, "cutout": 1, "context_masking": 1, "object_masking": 1,
+                             "feature_drop": 1, "feature_noise": 1}},
+        "train": {"epochs": 1, "batch_labeled": 4, "batch_unlabeled": 4, "crop": 48, "base_size": 64, "workers": 0},
+    },
 }
 
 
@@ -41,3 +53,13 @@ def snakemake(workdir: Path, config: dict, *args: str, timeout: float = 900) -> 
                "--configfile", str(config_path), *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs per rule from the table of ``snakemake -n --quiet rules`` (empty when nothing is to be done)."""
+    counts = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts

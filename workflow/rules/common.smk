@@ -15,6 +15,8 @@ except ConfigError as error:
 RESULTS = CFG["results"]
 LOGS = CFG["logs"]
 WORK = CFG["work"]  # step checkpoints of running jobs (resume); never a declared output
+# GPUs a training or inference job asks for (Slurm's gpu resource); none when the config pins the CPU.
+GPUS = 0 if CFG["device"] == "cpu" else CFG["gpus"]
 DEMO = CFG["demo_world"]["enabled"]
 
 # Demo world: its tag covers every generator setting (classes and stuff included).

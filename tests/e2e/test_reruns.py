@@ -1,0 +1,68 @@
+"""Incremental reruns, read from ``snakemake -n`` plans over a finished tiny run: a changed setting replans its stage
+and what follows, never what came before; an unchanged config replans nothing; edited stage code replans that stage.
+Also: a finished run wrote only under its results, logs and work folders (and Snakemake's own .snakemake)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.workflow import REPO, SNAKEFILE, TINY_DEMO, planned_jobs
+
+UPSTREAM = ("make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip")
+
+
+def _plan(tiny_run, config: dict, tmp_path: Path, env: dict | None = None) -> dict[str, int]:
+    """Dry-run ``config`` in the finished run's folder (the config file is written beside it, not over it)."""
+    assert tiny_run.result.returncode == 0, tiny_run.result.stderr[-3000:]
+    import yaml
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tiny_run.workdir),
+               "--configfile", str(config_path), "-n", "--quiet", "rules"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return planned_jobs(result)
+
+
+def test_unchanged_config_replans_nothing(tiny_run, tmp_path):
+    assert _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path) == {}
+
+
+def test_refinement_setting_replans_refinement_onward_only(tiny_run, tmp_path):
+    config = copy.deepcopy(TINY_DEMO)
+    config.setdefault("refine", {}).setdefault("ir_label", {})["bg_thres"] = 0.11
+    plan = _plan(tiny_run, config, tmp_path)
+    assert plan.get("cam_to_ir_label") and plan.get("train_irn") and plan.get("make_pseudo_masks"), plan
+    assert not set(plan) & {*UPSTREAM, "train_cam", "make_cams", "eval_cams", "crf_masks"}, plan
+
+
+def test_clims_loss_weight_replans_clims_training_onward(tiny_run, tmp_path):
+    config = copy.deepcopy(TINY_DEMO)
+    config["cam"]["clims"]["loss_weights"] = [1.0, 1.0, 1.0, 0.5]
+    plan = _plan(tiny_run, config, tmp_path)
+    assert plan.get("train_cam") == 1 and plan.get("make_cams") and plan.get("eval_cams") == 1, plan
+    assert not set(plan) & set(UPSTREAM), plan
+
+
+def test_edited_stage_code_replans_that_stage(tiny_run, tmp_path):
+    """A copy of the library with one statement added to eval_cams, imported first: eval_cams reruns, training not."""
+    copy_root = tmp_path / "lib"
+    shutil.copytree(REPO / "clims_core", copy_root / "clims_core", ignore=shutil.ignore_patterns("__pycache__"))
+    module = copy_root / "clims_core" / "stages" / "eval_cams.py"
+    module.write_text(module.read_text() + "\n_EDITED = True\n")
+    plan = _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, env={"PYTHONPATH": str(copy_root)})
+    assert plan.get("eval_cams"), plan
+    assert not set(plan) & {*UPSTREAM, "train_cam", "make_cams"}, plan
+
+
+def test_run_writes_only_under_its_folders(tiny_run):
+    allowed = {"results", "logs", "work", ".snakemake", "config.yaml"}
+    written = {path.name for path in tiny_run.workdir.iterdir()}
+    assert written <= allowed, f"unexpected top-level outputs: {sorted(written - allowed)}"
