@@ -149,8 +149,52 @@ def _check_cam(config: dict, base: Path) -> None:
         raise ConfigError(f"config key 'cam.train.resize_long': expected [low, high] with low <= high, got {[low, high]}")
 
 
+def _check_report(config: dict, base: Path) -> None:
+    report, classes, methods = config["report"], config["data"]["classes"], config["cam"]["methods"]
+    unknown = [name for name in report["figure_classes"] or [] if name not in classes]
+    if unknown:
+        raise ConfigError(f"config key 'report.figure_classes': {unknown} not in data.classes {classes}")
+    if report["figure_baseline"] is not None and report["figure_baseline"] not in methods:
+        raise ConfigError(f"config key 'report.figure_baseline': {report['figure_baseline']!r} is not in cam.methods {methods}")
+
+
+def _check_refine(config: dict, base: Path) -> None:
+    refine = config["refine"]
+    absent = [m for m in refine["methods"] if m not in config["cam"]["methods"]]
+    if absent:
+        raise ConfigError(f"config key 'refine.methods': {absent} not in cam.methods {config['cam']['methods']} "
+                          f"(only trained CAM methods can be refined)")
+    if refine["irn"]["trunk"] == "imagenet" and "irn" in refine["refiners"] and config["cam"]["backbone_weights"] is None:
+        raise ConfigError("config key 'refine.irn.trunk': imagenet needs cam.backbone_weights (ImageNet weights for "
+                          "the frozen trunk); without them use trunk: cam (the CAM network's trunk)")
+    if refine["ir_label"]["bg_thres"] > refine["ir_label"]["fg_thres"]:
+        raise ConfigError(f"config key 'refine.ir_label.bg_thres': expected <= fg_thres "
+                          f"({refine['ir_label']['fg_thres']}), got {refine['ir_label']['bg_thres']}")
+
+
+def _check_seg(config: dict, base: Path) -> None:
+    seg, cam = config["seg"], config["cam"]
+    if seg["init"] == "imagenet" and cam["backbone_weights"] is None:
+        raise ConfigError("config key 'seg.init': imagenet needs cam.backbone_weights (the ImageNet ResNet); use cam "
+                          "(the plain CAM network's trunk) or random when there are no ImageNet weights")
+    if seg["init"] == "cam" and "cam" not in cam["methods"]:
+        raise ConfigError("config key 'seg.init': cam takes the plain cam network's trunk, so 'cam' must be in "
+                          "cam.methods")
+    if seg["init"] == "cam" and seg["output_stride"] == 16 and list(cam["backbone"]["strides"][2:]) == [1, 1]:
+        raise ConfigError("config key 'seg.output_stride': 16 is coarser than the CAM trunk's output stride 8 "
+                          "(cam.backbone.strides); use 8")
+    low, high = seg["train"]["scale_range"]
+    if low > high:
+        raise ConfigError(f"config key 'seg.train.scale_range': expected [low, high] with low <= high, got {[low, high]}")
+    unrefined = [m for m in seg["pseudo_methods"] if m not in config["cam"]["methods"]]
+    if unrefined:
+        raise ConfigError(f"config key 'seg.pseudo_methods': {unrefined} are not in cam.methods {cam['methods']}, "
+                          "so they have no CAMs to make pseudo masks from")
+
+
 # Cross-key checks run in order after the schema; later stages append theirs.
-CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders, _check_clip, _check_cam]
+CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders, _check_clip, _check_cam, _check_report,
+                                              _check_refine, _check_seg]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:

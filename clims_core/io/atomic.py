@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 
+def _default_mode(directory: bool) -> int:
+    """What ``open``/``mkdir`` would give under the process umask (mkstemp/mkdtemp use owner-only 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def _temporary_sibling(path: Path, directory: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     make = tempfile.mkdtemp if directory else tempfile.mkstemp
@@ -23,6 +30,7 @@ def _temporary_sibling(path: Path, directory: bool) -> Path:
     if isinstance(created, tuple):  # mkstemp returns (fd, name)
         os.close(created[0])
         created = created[1]
+    os.chmod(created, _default_mode(directory))  # results are shared files, not secrets
     return Path(created)
 
 

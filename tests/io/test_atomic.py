@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from clims_core.io.atomic import atomic_directory, atomic_path, write_json
@@ -39,3 +41,15 @@ def test_json_is_canonical(tmp_path):
     write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     write_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+def test_written_files_get_the_umask_mode_not_owner_only(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_directory(tmp_path / "folder") as tmp:
+            (tmp / "f").write_text("x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755

@@ -52,8 +52,14 @@ rule train_cam:
         clip=CLIP,
         seed=CFG["seed"],
         device=CFG["device"],
+        gpus=CFG["gpus"],
+        checkpoint_every=CFG["checkpoint_every"],
+        work_dir=lambda wc: f"{WORK}/train_cam/{wc.method}-{wc.tag}",
+        resume=lambda wc: f"{WORK}/train_cam/{wc.method}-{wc.tag}/resume.pt",
         code=code("train_cam"),
     threads: 8
+    resources:
+        gpu=GPUS,
     log:
         f"{LOGS}/train_cam/{{method}}-{{tag}}.log",
     benchmark:
@@ -86,6 +92,8 @@ rule make_cams:
         settings=make_cams_settings,
         code=code("make_cams"),
     threads: 8
+    resources:
+        gpu=min(GPUS, 1),
     log:
         f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}{SHARD_SUFFIX}.log",
     benchmark:
@@ -120,8 +128,10 @@ rule eval_cams:
         store=f"{RESULTS}/cams/{{method}}-{{tag}}/{{split}}.h5",
     output:
         json=f"{RESULTS}/cams/{{method}}-{{tag}}/eval_{{split}}.json",
-        tsv=f"{RESULTS}/cams/{{method}}-{{tag}}/eval_{{split}}.tsv",
-        plot=f"{RESULTS}/cams/{{method}}-{{tag}}/eval_{{split}}_curve.png",
+        tsv=report(f"{RESULTS}/cams/{{method}}-{{tag}}/eval_{{split}}.tsv", caption="../report/cam_eval.rst",
+                   category="CAMs", subcategory="{method}"),
+        plot=report(f"{RESULTS}/cams/{{method}}-{{tag}}/eval_{{split}}_curve.png", caption="../report/cam_curve.rst",
+                    category="CAMs", subcategory="{method}"),
     params:
         thresholds=CFG["eval"]["cam_thresholds"],
         confounders=CFG["eval"]["confounders"],
@@ -129,5 +139,7 @@ rule eval_cams:
     threads: 2
     log:
         f"{LOGS}/eval_cams/{{method}}-{{tag}}-{{split}}.log",
+    benchmark:
+        f"{LOGS}/eval_cams/{{method}}-{{tag}}-{{split}}.benchmark.tsv"
     script:
         "../scripts/eval_cams.py"

@@ -37,6 +37,8 @@ rule pretrain_clip:
         device=CFG["device"],
         code=code("pretrain_clip"),
     threads: 8
+    resources:
+        gpu=min(GPUS, 1),
     log:
         f"{LOGS}/pretrain_clip/{CLIP_PRETRAIN_TAG}.log",
     benchmark:
@@ -60,6 +62,8 @@ rule finetune_clip:
         device=CFG["device"],
         code=code("finetune_clip"),
     threads: 8
+    resources:
+        gpu=min(GPUS, 1),
     log:
         f"{LOGS}/finetune_clip/{CLIP_FINETUNE_TAG}.log",
     benchmark:
@@ -74,7 +78,8 @@ rule eval_clip:
         clips=made_here(BASE_CLIP, CLIP),
     output:
         json=CLIP_EVAL,
-        tsv=f"{RESULTS}/clip/eval-{CLIP_EVAL_TAG}/clip_eval.tsv",
+        tsv=report(f"{RESULTS}/clip/eval-{CLIP_EVAL_TAG}/clip_eval.tsv", caption="../report/clip_eval.rst",
+                   category="CLIP"),
     params:
         clips={"pretrained": BASE_CLIP, **({"finetuned": CLIP} if CLIP_SECTION["finetune"] else {})},
         prompts=CLIP_SECTION["prompts"],
@@ -82,6 +87,8 @@ rule eval_clip:
         device=CFG["device"],
         code=code("eval_clip"),
     threads: 4
+    resources:
+        gpu=min(GPUS, 1),
     log:
         f"{LOGS}/eval_clip/{CLIP_EVAL_TAG}.log",
     benchmark:

@@ -1,9 +1,11 @@
-"""Snakemake adapter: rule inputs -> clims_core.report.summary.write_summary."""
+"""Snakemake adapter: rule inputs -> clims_core.stages.summary.run."""
 
 from clims_core.logs import stage_logging
-from clims_core.report.summary import write_summary
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], "summary"):
-    write_summary(sm.output[0], clip_eval=sm.input.clip_eval, cam_evals=dict(sm.params.cam_evals),
-                  benchmarks=dict(sm.params.benchmarks))
+    from clims_core.stages import summary  # inside: an import error lands in the rule's log too
+
+    summary.run(sm.output[0], clip_eval=sm.input.clip_eval or None, cam_evals=dict(sm.params.cam_evals),
+                mask_evals=dict(sm.params.mask_evals), seg_evals=dict(sm.params.seg_evals),
+                benchmarks=dict(sm.params.benchmarks), provenance=dict(sm.params.provenance))

@@ -1,0 +1,106 @@
+"""CCT's encoder: a ResNet trunk at output stride 8 (dilated layer3/layer4) and PSPNet's pyramid pooling module.
+
+The trunk is :class:`clims_core.models.backbone.ResNetTrunk` (torchvision blocks, so ImageNet weights load as they
+are). Strides removed from layer3/layer4 are replaced by dilation so that every 3x3 convolution samples the same
+image positions as in the network the weights were trained in (``pretrained_strides``): from ImageNet's (2, 2, 2, 2)
+to output stride 8 this is torchvision's ``replace_stride_with_dilation`` (layer3 x2, layer4 x4); from the demo CAM
+network's (2, 2, 2, 1) layer4 needs x2 only. Within the first block of a stage, the convolution that carried the
+stride keeps the previous stage's dilation (it reads the previous grid); the block's later 3x3 convolutions take the
+new one. CCT's own ResNet-50 has a deep (three 3x3 convolution) stem; the standard stem is used here so torchvision
+weights fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clims_core.models.backbone import BackboneSpec, ResNetTrunk
+
+OUTPUT_STRIDES = (8, 16)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    backbone: BackboneSpec
+    output_stride: int = 8
+    bins: tuple[int, ...] = (1, 2, 3, 6)
+    pretrained_strides: tuple[int, int, int, int] = (2, 2, 2, 2)  # the strides the trunk's weights were trained with
+
+    def __post_init__(self) -> None:
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride: expected one of {OUTPUT_STRIDES}, got {self.output_stride}")
+        if not self.bins or min(self.bins) < 1:
+            raise ValueError(f"psp bins: expected positive sizes, got {self.bins}")
+        object.__setattr__(self, "bins", tuple(self.bins))
+        object.__setattr__(self, "pretrained_strides", tuple(self.pretrained_strides))
+        if self.pretrained_strides[:2] != (2, 2) or any(s not in (1, 2) for s in self.pretrained_strides[2:]):
+            raise ValueError(f"pretrained_strides: expected (2, 2, 1 or 2, 1 or 2), got {self.pretrained_strides}")
+
+
+def _dilate(layer: nn.Sequential, first: int, rest: int) -> None:
+    """Dilate a stage's 3x3 convolutions: ``first`` for the one that carried the stride (the first 3x3 of the first
+    block), ``rest`` for every other (padding = dilation keeps the size)."""
+    for index, block in enumerate(layer):
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+        for position, conv in enumerate(convs):
+            dilation = first if index == 0 and position == 0 else rest
+            conv.dilation, conv.padding = (dilation, dilation), (dilation, dilation)
+
+
+def dilated_trunk(backbone: BackboneSpec, output_stride: int,
+                  pretrained_strides: tuple[int, int, int, int] = (2, 2, 2, 2)) -> ResNetTrunk:
+    """A ResNet trunk at ``output_stride`` (8: layer3 and layer4 at stride 1; 16: layer4 at stride 1) whose 3x3
+    convolutions are dilated by how much denser their grid is than in the pretrained network."""
+    strides = (2, 2, 1, 1) if output_stride == 8 else (2, 2, 2, 1)
+    trunk = ResNetTrunk(replace(backbone, strides=strides))
+    old, new, previous = 1, 1, 1
+    for layer, old_stride, new_stride in zip((trunk.layer3, trunk.layer4), pretrained_strides[2:], strides[2:]):
+        old, new = old * old_stride, new * new_stride
+        if old < new:
+            raise ValueError(f"output stride {output_stride} is coarser than the pretrained trunk's at a stage "
+                             f"(strides {tuple(pretrained_strides)}); dilation cannot undo it")
+        dilation = old // new
+        if dilation > 1 or previous > 1:
+            _dilate(layer, previous, dilation)
+        previous = dilation
+    return trunk
+
+
+class PyramidPooling(nn.Module):
+    """PSPNet's module: average-pool to each bin size, 1x1 conv to ``in / len(bins)`` channels, upsample, concatenate
+    with the input, then a 3x3 conv (+BN, ReLU) to ``in / len(bins)`` channels (CCT's ``_PSPModule``)."""
+
+    def __init__(self, in_channels: int, bins: tuple[int, ...]):
+        super().__init__()
+        self.out_channels = in_channels // len(bins)
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(size), nn.Conv2d(in_channels, self.out_channels, 1, bias=False),
+                          nn.BatchNorm2d(self.out_channels), nn.ReLU(inplace=True))
+            for size in bins)
+        self.bottleneck = nn.Sequential(
+            nn.Conv2d(in_channels + self.out_channels * len(bins), self.out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(self.out_channels), nn.ReLU(inplace=True))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        size = features.shape[-2:]
+        pyramid = [features] + [F.interpolate(stage(features), size=size, mode="bilinear", align_corners=False)
+                                for stage in self.stages]
+        return self.bottleneck(torch.cat(pyramid, dim=1))
+
+
+class Encoder(nn.Module):
+    """Images (ImageNet-normalised) -> PSP features at ``output_stride``, ``out_channels`` = trunk channels / 4."""
+
+    def __init__(self, spec: EncoderSpec):
+        super().__init__()
+        self.spec = spec
+        self.trunk = dilated_trunk(spec.backbone, spec.output_stride, spec.pretrained_strides)
+        self.psp = PyramidPooling(self.trunk.out_channels[-1], spec.bins)
+        self.out_channels = self.psp.out_channels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.psp(self.trunk(images)[-1])

@@ -1,0 +1,1 @@
+"""Refinement of CAMs into pseudo masks: denseCRF (IR labels, CRF masks), IRNet's pair affinities and random walk."""

@@ -1,0 +1,75 @@
+"""IRN training data (IRNet's ``VOC12AffinityDataset``): image crops with their IR labels at the boundary map's stride.
+
+Per sample: a random scale from ``scales`` (image bilinear, labels nearest), a random horizontal flip, one random
+``crop x crop`` window for both (smaller images placed at a random spot; the image padded black, the labels with 255
+so padding never makes a pair), then the labels reduced to ``crop / stride`` by nearest neighbour. Randomness comes
+from ``(seed, epoch, index)`` alone, as in :mod:`clims_core.data.classification`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from clims_core.io.masks import IGNORE_INDEX, load_mask
+
+
+def joint_random_crop(arrays: list[np.ndarray], fills: list[int], crop: int,
+                      rng: np.random.Generator) -> list[np.ndarray]:
+    """One random ``crop x crop`` window of arrays of equal H x W (IRNet's ``random_crop``); padding takes ``fills``."""
+    h, w = arrays[0].shape[:2]
+    top_src, left_src = int(rng.integers(0, max(h - crop, 0) + 1)), int(rng.integers(0, max(w - crop, 0) + 1))
+    top_dst, left_dst = int(rng.integers(0, max(crop - h, 0) + 1)), int(rng.integers(0, max(crop - w, 0) + 1))
+    ch, cw = min(crop, h), min(crop, w)
+    out = []
+    for array, fill in zip(arrays, fills):
+        canvas = np.full((crop, crop, *array.shape[2:]), fill, dtype=array.dtype)
+        canvas[top_dst:top_dst + ch, left_dst:left_dst + cw] = array[top_src:top_src + ch, left_src:left_src + cw]
+        out.append(canvas)
+    return out
+
+
+class AffinityDataset(Dataset):
+    """(image 3 x crop x crop in [0, 1], labels crop/stride x crop/stride int64 with 255 = ignore, index)."""
+
+    def __init__(self, image_paths: list[Path], label_paths: list[Path], crop: int,
+                 scales: tuple[float, ...] = (0.5, 1.0, 1.5), stride: int = 4, flip: bool = True, seed: int = 0):
+        if len(image_paths) != len(label_paths):
+            raise ValueError(f"{len(image_paths)} images but {len(label_paths)} label maps")
+        if crop % stride:
+            raise ValueError(f"refine.irn.crop: expected a multiple of {stride}, got {crop}")
+        self.image_paths, self.label_paths = image_paths, label_paths
+        self.crop, self.scales, self.stride, self.flip, self.seed = crop, tuple(scales), stride, flip, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        with Image.open(self.image_paths[index]) as opened:
+            image = opened.convert("RGB")
+        label = Image.fromarray(load_mask(self.label_paths[index]))
+        if label.size != image.size:
+            raise ValueError(f"{self.label_paths[index]}: labels of {label.size[0]} x {label.size[1]} px for an image "
+                             f"of {image.size[0]} x {image.size[1]} ({self.image_paths[index]})")
+        scale = self.scales[int(rng.integers(len(self.scales)))]
+        if scale != 1.0:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.BILINEAR)
+            label = label.resize(size, Image.Resampling.NEAREST)
+        image_array, label_array = np.asarray(image), np.asarray(label)
+        if self.flip and rng.random() < 0.5:
+            image_array, label_array = image_array[:, ::-1], label_array[:, ::-1]
+        image_array, label_array = joint_random_crop([image_array, label_array], [0, IGNORE_INDEX], self.crop, rng)
+        side = self.crop // self.stride
+        reduced = np.asarray(Image.fromarray(label_array).resize((side, side), Image.Resampling.NEAREST))
+        tensor = torch.from_numpy(np.ascontiguousarray(image_array.transpose(2, 0, 1))).float().div_(255)
+        return tensor, torch.from_numpy(reduced.astype(np.int64)), index

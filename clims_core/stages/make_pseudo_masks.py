@@ -1,0 +1,140 @@
+"""Stage ``make_pseudo_masks``: IRNet's random walk from the CAMs to pseudo masks (IRNet ``make_sem_seg_labels``).
+
+Per image: the trained IRN's boundary map (the image and its mirror), the stride-4 CAMs of the CAM store times
+``1 - boundary``, ``2**exp_times`` random-walk steps over the transition matrix of the boundaries within ``radius``
+(affinities to the power ``beta``), upsampled x4, divided by their maximum, a background plane at ``bg_thres``,
+argmax (:mod:`clims_core.refine.random_walk`). Masks go to a mask folder (``masks/<id>.png`` + ``index.json``),
+shardable like ``make_cams``; on the CPU a pool of processes shares the images.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clims_core.data.manifest import Manifest
+from clims_core.device import pick_device
+from clims_core.io.cam_store import CamStore, sha256_file
+from clims_core.io.checkpoint import load_checkpoint
+from clims_core.io.masks import save_mask
+from clims_core.models.irn import boundary_map
+from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, write_index
+from clims_core.refine.per_image import check_keys, check_store_covers, load_rgb, run_per_image, split_ids
+from clims_core.refine.random_walk import propagate, walk_to_mask
+from clims_core.stages.make_cams import shard_ids
+from clims_core.stages.train_irn import load_irn_model
+from clims_core.version import code_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PseudoMaskSettings:
+    split: str = "train_aug"
+    beta: float = 10.0
+    exp_times: int = 8
+    radius: int = 5
+    bg_thres: float = 0.25  # IRNet sem_seg_bg_thres (0.2 in the later CLIMS code)
+    shard: int = 0
+    shards: int = 1
+    device: str = "auto"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard < self.shards:
+            raise ValueError(f"shard {self.shard} outside 0..{self.shards - 1}")
+        if not 0 < self.bg_thres < 1:
+            raise ValueError(f"refine.random_walk.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
+        if self.exp_times < 0 or self.radius < 2 or self.beta <= 0:
+            raise ValueError(f"refine.random_walk: expected exp_times >= 0, radius >= 2, beta > 0; got exp_times "
+                             f"{self.exp_times}, radius {self.radius}, beta {self.beta}")
+
+    def section(self) -> dict[str, Any]:
+        return {"split": self.split, "beta": self.beta, "exp_times": self.exp_times, "radius": self.radius,
+                "bg_thres": self.bg_thres}
+
+
+def pseudo_mask(model: torch.nn.Module, image: np.ndarray, cams: np.ndarray, keys: np.ndarray,
+                settings: PseudoMaskSettings, min_size: int, device: torch.device) -> np.ndarray:
+    """One image's pseudo mask from its RGB array and stride-4 CAMs."""
+    boundary = boundary_map(model, torch.from_numpy(image.transpose(2, 0, 1)), min_size, device)
+    if cams.shape[1:] != tuple(boundary.shape):
+        raise ValueError(f"stride-4 CAMs of {cams.shape[1]} x {cams.shape[2]} but a boundary map of "
+                         f"{boundary.shape[0]} x {boundary.shape[1]} for an image of {image.shape[0]} x {image.shape[1]}")
+    walked = propagate(torch.from_numpy(cams).to(device), boundary, settings.beta, settings.exp_times, settings.radius)
+    return walk_to_mask(walked, keys, image.shape[:2], settings.bg_thres)
+
+
+_MODELS: dict[tuple[str, str], tuple[torch.nn.Module, int]] = {}  # a process's loaded IRN, by checkpoint and device
+
+
+@dataclass(frozen=True)
+class _PseudoMaskJob:
+    """One image -> its pseudo-mask PNG (picklable: runs in the pool's workers, each loading the IRN once)."""
+
+    manifest: Manifest
+    store: CamStore
+    folder: Path
+    labels: dict[str, np.ndarray]
+    settings: PseudoMaskSettings
+    checkpoint: Path
+    device: str
+    threads: int
+
+    def model(self) -> tuple[torch.nn.Module, int]:
+        key = (str(self.checkpoint), self.device)
+        if key not in _MODELS:
+            torch.set_num_threads(self.threads)
+            model, payload = load_irn_model(self.checkpoint)
+            _MODELS[key] = model.to(self.device), int(payload["architecture"]["crop"])  # pad like the training crops
+        return _MODELS[key]
+
+    @torch.no_grad()
+    def __call__(self, image_id: str) -> dict[str, int]:
+        model, min_size = self.model()
+        image = load_rgb(self.manifest.image_path(image_id))
+        keys, cams = self.store.read(image_id, high_res=False)
+        check_keys(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
+        mask = pseudo_mask(model, image, cams, keys, self.settings, min_size, torch.device(self.device))
+        save_mask(self.folder / mask_relpath(image_id), mask)
+        return mask_stats(mask)
+
+
+def run(settings: PseudoMaskSettings, manifest_path: str | Path, store_path: str | Path,
+        irn_checkpoint: str | Path, folder: str | Path, index_path: str | Path,
+        method: str | None = None) -> dict[str, Any]:
+    """Pseudo masks of the split's images (this shard's) into ``folder``; the index (or the shard's part) last.
+
+    On the CPU the images go to ``threads`` worker processes of one torch thread each (per-image work of this size
+    scales better over processes than over threads); on CUDA one process does all.
+    """
+    start = time.perf_counter()
+    device = pick_device(settings.device, settings.threads)
+    manifest = Manifest.load(manifest_path)
+    all_ids = split_ids(manifest, settings.split)
+    ids = shard_ids(all_ids, settings.shard, settings.shards)
+    labels = dict(zip(all_ids, manifest.labels(settings.split)))
+    # a bad checkpoint fails here, before any worker starts (no network is built in this process: workers are forked)
+    load_checkpoint(irn_checkpoint, required=("model", "config", "step", "architecture"))
+    with CamStore(store_path) as store:
+        check_store_covers(store, ids, settings.split)
+        provenance = {key: store.attrs[key] for key in ("config_hash", "checkpoint_sha256")}
+    processes = max(1, settings.threads) if device.type == "cpu" else 1
+    job = _PseudoMaskJob(manifest, CamStore(store_path), Path(folder), labels, settings, Path(irn_checkpoint),
+                         str(device), 1 if processes > 1 else settings.threads)
+    stats = run_per_image(job, ids, processes, f"make_pseudo_masks[{settings.shard + 1}/{settings.shards}]")
+    document = index_document(settings.split, ids, manifest.classes, stats, settings.shard, settings.shards,
+                              kind="pseudo_masks", refiner="irn", method=method, config=settings.section(),
+                              cam_store=provenance, irn_checkpoint_sha256=sha256_file(irn_checkpoint),
+                              code_version=code_version())
+    write_index(index_path, document)
+    seconds = time.perf_counter() - start
+    log.info("%d pseudo masks in %.1f s (%.1f img/s, %d process(es))", len(ids), seconds,
+             len(ids) / max(seconds, 1e-9), processes)
+    return {"images": len(ids), "seconds": seconds, "stats": stats}

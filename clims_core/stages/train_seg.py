@@ -1,0 +1,230 @@
+"""Stage ``train_seg``: semi-supervised segmentation with CCT on the pixel-labeled subset and the image-level set.
+
+Runs (the seed paper's supplementary A.2, Table 1):
+- ``cct_labeled``: supervised loss on the pixel-labeled ``train`` split plus consistency on the image-level images
+  (``train_aug`` minus ``train``), no pseudo masks;
+- ``cct_weak_<method>``: the same plus CCT's weak-label loss against the refined pseudo masks of a CAM method.
+
+Optimisation as CCT on VOC: SGD (momentum 0.9, weight decay 1e-4), learning rate 1e-2 for the new modules (PSP and
+decoders) and a tenth of it for the pretrained trunk, poly decay over all steps; an epoch is one pass over the
+image-level set (batches of 10 + 10), the pixel-labeled set is cycled. The trunk starts from ImageNet weights (VOC),
+from the plain CAM network's trunk (the demo's stand-in for ImageNet pretraining), or from random init.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from clims_core.data.manifest import Manifest
+from clims_core.data.segmentation import (AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset,
+                                          image_level_ids, split_paths)
+from clims_core.device import autocast, memory_format, pick_device
+from clims_core.io.atomic import write_json
+from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
+from clims_core.models.backbone import BackboneSpec
+from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, PerturbationSettings
+from clims_core.stages.cct_objective import CctLossSettings, cct_step
+from clims_core.stages.train_cam import load_cam_model
+from clims_core.training.schedules import poly
+from clims_core.version import code_version
+
+log = logging.getLogger(__name__)
+METHODS = ("cct",)
+INITS = ("imagenet", "cam", "random")
+
+
+@dataclass(frozen=True)
+class SegTrainSettings:
+    run: str
+    encoder: EncoderSpec
+    method: str = "cct"
+    init: str = "imagenet"  # imagenet (encoder.backbone.weights), cam (a CAM checkpoint's trunk) or random
+    decoders: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DECODERS))
+    decoder: str = "subpixel"
+    perturbations: PerturbationSettings = field(default_factory=PerturbationSettings)
+    losses: CctLossSettings = field(default_factory=CctLossSettings)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    epochs: int = 80  # passes over the image-level set
+    batch_labeled: int = 10
+    batch_unlabeled: int = 10
+    lr: float = 0.01
+    backbone_lr_multiplier: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    pixel_split: str = "train"
+    image_split: str = "train_aug"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"seg.method: expected one of {METHODS}, got {self.method!r}")
+        if self.init not in INITS:
+            raise ValueError(f"seg.init: expected one of {INITS}, got {self.init!r}")
+        if self.init == "imagenet" and not self.encoder.backbone.weights:
+            raise ValueError("seg.init imagenet needs backbone weights (cam.backbone_weights)")
+
+
+def architecture(settings: SegTrainSettings, n_classes: int) -> dict[str, Any]:
+    """What ``eval_seg`` needs to rebuild the network (stored in the checkpoint; no weights file needed)."""
+    encoder = asdict(settings.encoder)
+    encoder["backbone"]["weights"] = None
+    return {"encoder": encoder, "n_classes": n_classes, "decoders": dict(settings.decoders),
+            "perturbations": asdict(settings.perturbations), "decoder": settings.decoder}
+
+
+def spec_from_architecture(arch: dict[str, Any]) -> CctSpec:
+    encoder = arch["encoder"]
+    perturbations = dict(arch["perturbations"])
+    perturbations["feature_drop_range"] = tuple(perturbations["feature_drop_range"])
+    return CctSpec(EncoderSpec(BackboneSpec(**encoder["backbone"]), encoder["output_stride"], tuple(encoder["bins"]),
+                               tuple(encoder["pretrained_strides"])),
+                   arch["n_classes"], dict(arch["decoders"]), PerturbationSettings(**perturbations), arch["decoder"])
+
+
+def load_seg_model(checkpoint_path: str | Path) -> tuple[CCT, dict]:
+    """Rebuild a trained segmentation network from its checkpoint (safe load), in eval mode."""
+    payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
+    model = CCT(spec_from_architecture(payload["architecture"]))
+    model.load_state_dict(payload["model"])
+    return model.eval(), payload
+
+
+def initialise_trunk_from_cam(model: CCT, checkpoint_path: str | Path) -> None:
+    """Copy a CAM network's trunk (same depth, width and norm; strides and dilation do not change the weights)."""
+    cam_model, _ = load_cam_model(checkpoint_path)
+    cam_spec, own = cam_model.trunk.spec, model.encoder.trunk.spec
+    if (cam_spec.depth, cam_spec.width, cam_spec.norm) != (own.depth, own.width, own.norm):
+        raise ValueError(f"{checkpoint_path}: CAM trunk resnet{cam_spec.depth} width {cam_spec.width} "
+                         f"norm {cam_spec.norm} does not fit the segmentation trunk resnet{own.depth} width "
+                         f"{own.width} norm {own.norm} (seg.init: cam takes cam.backbone)")
+    if tuple(cam_spec.strides) != model.spec.encoder.pretrained_strides:
+        raise ValueError(f"{checkpoint_path}: CAM trunk strides {tuple(cam_spec.strides)}, but the encoder's dilation "
+                         f"assumes {model.spec.encoder.pretrained_strides}")
+    model.encoder.trunk.load_state_dict(cam_model.trunk.state_dict())
+
+
+def make_optimizer(model: CCT, settings: SegTrainSettings) -> torch.optim.SGD:
+    trunk, rest = model.parameter_groups()
+    trunk_lr = settings.lr * settings.backbone_lr_multiplier
+    return torch.optim.SGD([{"params": trunk, "lr": trunk_lr, "initial_lr": trunk_lr},
+                            {"params": rest, "lr": settings.lr, "initial_lr": settings.lr}],
+                           lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+
+
+def _loader(dataset: SegmentationDataset, batch: int, seed: int, stream: int, workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch, sampler=PassSampler(len(dataset), seed, stream), drop_last=True,
+                      num_workers=workers, persistent_workers=workers > 0)
+
+
+def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: str | Path, metrics_path: str | Path,
+        pseudo_index: str | Path | None = None, init_checkpoint: str | Path | None = None,
+        config: dict | None = None) -> dict:
+    """Train; write the checkpoint (with the architecture) and a metrics JSON (loss parts per epoch, set sizes)."""
+    start = time.perf_counter()
+    manifest = Manifest.load(manifest_path)
+    n_classes = len(manifest.classes)
+    _, labeled_images, labeled_masks = split_paths(manifest, settings.pixel_split, with_masks=True)
+    unlabeled_ids = image_level_ids(manifest, settings.image_split, settings.pixel_split)
+    if len(unlabeled_ids) < settings.batch_unlabeled or len(labeled_images) < settings.batch_labeled:
+        raise ValueError(f"{manifest_path}: {len(labeled_images)} pixel-labeled and {len(unlabeled_ids)} image-level "
+                         f"images; need at least one batch of each ({settings.batch_labeled} + "
+                         f"{settings.batch_unlabeled})")
+    pseudo_paths = None
+    if pseudo_index is not None:  # checked before any training
+        pseudo_paths = PseudoMaskIndex.load(pseudo_index).paths_for(unlabeled_ids, manifest.classes)
+    if settings.init == "cam" and init_checkpoint is None:
+        raise ValueError("seg.init cam needs the CAM checkpoint (init_checkpoint)")
+
+    device = pick_device(settings.device, settings.threads)
+    torch.manual_seed(settings.seed)
+    encoder = settings.encoder if settings.init == "imagenet" else \
+        replace(settings.encoder, backbone=replace(settings.encoder.backbone, weights=None))
+    model = CCT(CctSpec(encoder, n_classes + 1, dict(settings.decoders), settings.perturbations, settings.decoder))
+    if settings.init == "cam":
+        initialise_trunk_from_cam(model, init_checkpoint)
+    model = model.to(device, memory_format=memory_format(device)).train()
+    optimizer = make_optimizer(model, settings)
+
+    labeled = SegmentationDataset(labeled_images, labeled_masks, n_classes, settings.augment, settings.seed, stream=0)
+    unlabeled = SegmentationDataset([manifest.image_path(i) for i in unlabeled_ids], pseudo_paths, n_classes,
+                                    settings.augment, settings.seed, stream=1)
+    labeled_batches = iter(_loader(labeled, settings.batch_labeled, settings.seed, 0, settings.workers))
+    unlabeled_batches = iter(_loader(unlabeled, settings.batch_unlabeled, settings.seed, 1, settings.workers))
+    steps_per_epoch = len(unlabeled) // settings.batch_unlabeled
+    total = settings.epochs * steps_per_epoch
+    log.info("%s: %d pixel-labeled + %d image-level images (%s), %d steps, %d auxiliary decoders, on %s",
+             settings.run, len(labeled), len(unlabeled), "pseudo masks" if pseudo_paths else "no pseudo masks",
+             total, len(model.aux_decoders), device)
+
+    history: list[dict[str, float]] = []
+    sums: dict[str, float] = {}
+    bar = tqdm(range(total), desc=f"train_seg[{settings.run}]", unit="step", mininterval=2.0)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * poly(step, total, settings.poly_power)
+        images_l, target_l, _ = next(labeled_batches)
+        images_u, target_u, _ = next(unlabeled_batches)
+        images_l = images_l.to(device, memory_format=memory_format(device))
+        images_u = images_u.to(device, memory_format=memory_format(device))
+        target_l, target_u = target_l.to(device), target_u.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device):
+            parts = cct_step(model, images_l, target_l, images_u, target_u if pseudo_paths else None, step, total,
+                             settings.losses)
+        optimizer.step()
+        for key, value in parts.items():
+            sums[key] = sums.get(key, 0.0) + value
+        bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k in ("loss", "sup", "unsup", "weak")})
+        if (step + 1) % steps_per_epoch == 0:
+            history.append({key: value / steps_per_epoch for key, value in sums.items()})
+            sums = {}
+            log.info("epoch %d/%d: %s", len(history), settings.epochs,
+                     {k: round(v, 4) for k, v in history[-1].items()})
+    model = model.cpu().eval()
+    metrics = {"run": settings.run, "method": settings.method, "code_version": code_version(), "steps": total,
+               "history": history, "seconds": time.perf_counter() - start, "pixel_labeled": len(labeled),
+               "image_labeled": len(unlabeled), "pseudo_masks": str(pseudo_index) if pseudo_index else None,
+               "init": settings.init, "aux_decoders": len(model.aux_decoders)}
+    save_checkpoint(checkpoint_path, model.state_dict(), config or {}, total,
+                    architecture=architecture(settings, n_classes + 1), metrics=metrics)
+    write_json(metrics_path, metrics)
+    log.info("%s: %d steps in %.0f s", settings.run, total, metrics["seconds"])
+    return metrics
+
+
+def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device: str, threads: int) -> SegTrainSettings:
+    """Config sections -> settings: the trunk's depth, width and norm are ``cam.backbone``'s (so ``seg.init: cam`` fits
+    and VOC uses the same ImageNet ResNet), at ``seg.output_stride``."""
+    cct, train = seg["cct"], seg["train"]
+    backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"] if seg["init"] == "imagenet" else None)
+    # dilation restores the sampling grid the trunk's weights were trained on: ImageNet's or the CAM network's
+    pretrained = tuple(cam["backbone"]["strides"]) if seg["init"] == "cam" else (2, 2, 2, 2)
+    encoder = EncoderSpec(backbone, seg["output_stride"], tuple(cct["psp_bins"]), pretrained)
+    p = cct["perturbations"]
+    perturbations = PerturbationSettings(
+        vat_xi=p["vat_xi"], vat_eps=p["vat_eps"], vat_iterations=p["vat_iterations"], drop_rate=p["drop_rate"],
+        spatial_dropout=p["spatial_dropout"], erase=p["erase"], cutout_min_area=p["cutout_min_area"],
+        feature_drop_range=tuple(p["feature_drop_range"]), uniform_range=p["uniform_range"])
+    losses = CctLossSettings(unsupervised_weight=cct["unsupervised_weight"], rampup=cct["rampup"],
+                             weak_weight=cct["weak_weight"], supervised_loss=cct["supervised_loss"])
+    augment = AugmentSettings(crop=train["crop"], base_size=train["base_size"],
+                              scale_range=tuple(train["scale_range"]), flip=train["flip"])
+    return SegTrainSettings(
+        run=run_name, encoder=encoder, method=seg["method"], init=seg["init"], decoders=dict(cct["decoders"]),
+        decoder=cct["decoder"],
+        perturbations=perturbations, losses=losses, augment=augment, epochs=train["epochs"],
+        batch_labeled=train["batch_labeled"], batch_unlabeled=train["batch_unlabeled"], lr=train["lr"],
+        backbone_lr_multiplier=train["backbone_lr_multiplier"], momentum=train["momentum"],
+        weight_decay=train["weight_decay"], seed=seed, device=device, threads=threads, workers=train["workers"])

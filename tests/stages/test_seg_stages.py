@@ -1,0 +1,196 @@
+"""train_seg / eval_seg / seg_table for real on the tiny demo world: pseudo masks help, outputs are complete."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clims_core.data.manifest import Manifest
+from clims_core.data.segmentation import AugmentSettings, image_level_ids
+from clims_core.io.masks import IGNORE_INDEX, load_mask, save_mask
+from clims_core.models.backbone import BackboneSpec
+from clims_core.models.cct import EncoderSpec
+from clims_core.stages import eval_seg, seg_table, train_seg
+from clims_core.stages.cct_objective import CctLossSettings, cct_step
+
+ONE_EACH = {"vat": 1, "dropout": 1, "cutout": 1, "context_masking": 1, "object_masking": 1, "feature_drop": 1,
+            "feature_noise": 1}
+
+
+def _settings(run: str, **changes) -> train_seg.SegTrainSettings:
+    base = train_seg.SegTrainSettings(
+        run=run, encoder=EncoderSpec(BackboneSpec(depth=18, width=16, norm="batch"), 8), init="random",
+        decoders=dict(ONE_EACH), decoder="bilinear", augment=AugmentSettings(crop=48, base_size=64, scale_range=(0.75, 1.25)),
+        epochs=6, batch_labeled=8, batch_unlabeled=8, lr=0.05, backbone_lr_multiplier=1.0, device="cpu", threads=2)
+    return replace(base, **changes)
+
+
+def _ground_truth(settings, image_ids: list[str]) -> dict[str, np.ndarray]:
+    """Class masks of train_aug images, re-rendered from the world's seed (the world writes masks for the
+    pixel-labeled subset only)."""
+    from clims_core.data.demo_world import world as W
+    from clims_core.data.demo_world.scene import render_scene
+    from clims_core.data.demo_world.stuff import build_bank
+
+    wanted = set(image_ids)
+    bank = build_bank(settings.seed, settings.image_size)
+    masks = {}
+    for task in W.plan_tasks(settings):
+        if task.split == "train_aug" and task.image_id in wanted:
+            rng = W.image_streams(settings.seed, W.SPLIT_CODES["train_aug"], task.index)[W.RENDER_STREAM]
+            masks[task.image_id] = render_scene(task.plan, settings, rng, bank).class_mask
+    return masks
+
+
+def _noisy_pseudo_masks(world: dict, out: Path, ignore_share: float = 0.1) -> Path:
+    """Ground truth with noise as pseudo masks (a share of pixels set to ignore), in the refinement stage's
+    index.json form."""
+    manifest = Manifest.load(world["manifest"])
+    ids = manifest.ids("train_aug")
+    truth = _ground_truth(world["settings"], ids)
+    labeled = manifest.mask_path("train", manifest.ids("train")[0])
+    assert np.array_equal(truth[manifest.ids("train")[0]], load_mask(labeled))  # the re-rendering is faithful
+    rng = np.random.default_rng(0)
+    (out / "masks").mkdir(parents=True)
+    for image_id in ids:
+        mask = truth[image_id].copy()
+        mask[rng.random(mask.shape) < ignore_share] = IGNORE_INDEX
+        save_mask(out / "masks" / f"{image_id}.png", mask)
+    index = out / "index.json"
+    index.write_text(json.dumps({"split": "train_aug", "ids": ids, "masks": {i: f"masks/{i}.png" for i in ids},
+                                 "classes": manifest.classes}))
+    return index
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_world, tmp_path_factory):
+    """cct_labeled and cct_weak (noisy ground-truth pseudo masks), same init and steps, each evaluated on val."""
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("seg")
+    index = _noisy_pseudo_masks(tiny_world, out / "pseudo")
+    results = {}
+    for run, pseudo in (("cct_labeled", None), ("cct_weak_gt", index)):
+        folder = out / run
+        metrics = train_seg.run(_settings(run), tiny_world["manifest"], folder / "model.pt", folder / "metrics.json",
+                                pseudo_index=pseudo)
+        result = eval_seg.run(eval_seg.EvalSegSettings(device="cpu", threads=2), tiny_world["manifest"],
+                              folder / "model.pt", folder / "eval.json", folder / "eval.tsv", run)
+        results[run] = (metrics, result, folder)
+    return results, out
+
+
+def test_pseudo_masks_help_and_outputs_are_complete(trained, tiny_world):
+    results, out = trained
+    (m_l, r_l, folder_l), (m_w, r_w, folder_w) = results["cct_labeled"], results["cct_weak_gt"]
+    manifest = Manifest.load(tiny_world["manifest"])
+    assert m_l["steps"] == m_w["steps"] == 6 * (len(image_level_ids(manifest)) // 8)
+    assert m_l["pixel_labeled"] == len(manifest.ids("train")) and m_l["image_labeled"] == len(image_level_ids(manifest))
+    assert "weak" in m_w["history"][-1] and "weak" not in m_l["history"][-1]
+    assert r_w["miou"] >= r_l["miou"] + 2, (r_l["miou"], r_w["miou"])
+    on_disk = json.loads((folder_w / "eval.json").read_text())
+    assert on_disk["miou"] == r_w["miou"] and set(on_disk["per_class"]) == {"background", *manifest.classes}
+    assert on_disk["pixel_labeled"] == len(manifest.ids("train")) and on_disk["images"] == len(manifest.ids("val"))
+    assert (folder_w / "eval.tsv").read_text().startswith("run\tmetric\tvalue\ncct_weak_gt\timages\t")
+
+    rows = seg_table.run({"cct_labeled": None, "cct_weak_gt": "clims"},
+                         {"cct_labeled": folder_l / "eval.json", "cct_weak_gt": folder_w / "eval.json"},
+                         out / "table1.md", out / "table1.tsv")
+    assert [r.method for r in rows] == ["CCT (no pseudo masks)", "CCT + CLIMS pseudo masks"]
+    markdown = (out / "table1.md").read_text()
+    assert f"| {r_w['miou']:.1f} |" in markdown and "| CCT + CLIMS | 1.5K | 9.1K | 76.9 | published" in markdown
+    tsv = (out / "table1.tsv").read_text().splitlines()
+    assert tsv[0] == "method\trun\tpixel_level\timage_level\tval_miou\tsource" and len(tsv) == 5
+    assert tsv[-1].startswith("CCT + CLIMS\t\t1.5K\t9.1K\t76.9\tpublished")
+
+
+def test_multiscale_flip_eval_and_checkpoint_roundtrip(trained, tiny_world, tmp_path):
+    results, _ = trained
+    _, single, folder = results["cct_weak_gt"]
+    model, payload = train_seg.load_seg_model(folder / "model.pt")
+    assert payload["step"] > 0 and not model.training
+    multi = eval_seg.run(eval_seg.EvalSegSettings(scales=(1.0, 0.75, 1.25), flip=True, device="cpu", threads=2),
+                         tiny_world["manifest"], folder / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "x")
+    assert multi["scales"] == [1.0, 0.75, 1.25] and multi["flip"] is True
+    assert multi["miou"] != single["miou"] and 0 <= multi["miou"] <= 100
+
+
+def test_eval_is_flip_equivariant_on_a_flipped_image():
+    """Summing an image's and its mirror's predictions gives the mirrored result for the mirrored image."""
+    from clims_core.models.cct import CCT, CctSpec
+
+    torch.manual_seed(0)
+    model = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8), 3, decoders={})).eval()
+    image = torch.rand(3, 40, 36)
+    probs = eval_seg.predict_probabilities(model, image, (1.0,), True, torch.device("cpu"))
+    mirrored = eval_seg.predict_probabilities(model, image.flip(-1), (1.0,), True, torch.device("cpu"))
+    assert probs.shape == (3, 40, 36) and torch.allclose(probs.sum(0), torch.full((40, 36), 2.0), atol=1e-5)
+    assert torch.allclose(probs.flip(-1), mirrored, atol=1e-5)
+
+
+def test_bad_pseudo_index_fails_before_training(tiny_world, tmp_path):
+    bad = tmp_path / "index.json"
+    bad.write_text(json.dumps({"split": "train_aug", "ids": [], "masks": {}, "classes": ["x"]}))
+    with pytest.raises(ValueError, match="pseudo masks are for classes"):
+        train_seg.run(_settings("cct_weak_x"), tiny_world["manifest"], tmp_path / "m.pt", tmp_path / "m.json",
+                      pseudo_index=bad)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_cam_init_copies_the_cam_trunk_and_refuses_another_shape(tmp_path):
+    from clims_core.io.checkpoint import save_checkpoint
+    from clims_core.models.cam_net import CamNet
+    from clims_core.models.cct import CCT, CctSpec
+
+    cam = CamNet(BackboneSpec(depth=18, width=8, norm="batch"), 3)
+    save_checkpoint(tmp_path / "cam.pt", cam.state_dict(), {}, 1, architecture={
+        "backbone": {"depth": 18, "width": 8, "strides": [2, 2, 2, 1], "norm": "batch", "weights": None},
+        "n_classes": 3, "background_channel": False})
+    model = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8,
+                                    pretrained_strides=(2, 2, 2, 1)), 4, decoders={}))
+    train_seg.initialise_trunk_from_cam(model, tmp_path / "cam.pt")
+    assert torch.equal(model.encoder.trunk.layer4[1].conv2.weight, cam.trunk.layer4[1].conv2.weight)
+    other = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=16, norm="batch"), 8), 4, decoders={}))
+    with pytest.raises(ValueError, match="does not fit the segmentation trunk"):
+        train_seg.initialise_trunk_from_cam(other, tmp_path / "cam.pt")
+    imagenet_grid = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8), 4, decoders={}))
+    with pytest.raises(ValueError, match=r"strides \(2, 2, 2, 1\), but the encoder's dilation assumes"):
+        train_seg.initialise_trunk_from_cam(imagenet_grid, tmp_path / "cam.pt")
+
+
+def test_chunked_backward_gives_the_gradients_of_the_summed_loss():
+    """cct_step backpropagates decoder by decoder; the gradients must equal one backward of the whole loss."""
+    from clims_core.losses.cct import rampup_weight, softmax_mse, supervised_ce, weak_ce
+    from clims_core.models.cct import CCT, CctSpec
+
+    torch.manual_seed(0)
+    decoders = {"context_masking": 1, "object_masking": 2, "feature_noise": 0}
+    model = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8), 3, decoders=decoders))
+    model.train()
+    x_l, x_u = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    y_l, y_u = torch.randint(0, 3, (2, 32, 32)), torch.randint(0, 3, (2, 32, 32))
+    settings = CctLossSettings()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    cct_step(model, x_l, y_l, x_u, y_u, 3, 10, settings)
+    chunked = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.load_state_dict(state)
+    model.zero_grad()
+    sup = supervised_ce(model(x_l), y_l)
+    z = model.features(x_u)
+    with torch.no_grad():
+        main = model.main_decoder(z)
+    guidance = model.guidance(z, main)
+    target = torch.softmax(main, 1)
+    outs = [d(z, guidance) for d in model.aux_decoders]
+    w_u, w_w = rampup_weight(3, 10, 30.0, 0.1), 0.4 * rampup_weight(3, 10, 1.0, 0.1)
+    total = sup + w_u * sum(softmax_mse(o, target) for o in outs) / 3 + w_w * sum(weak_ce(o, y_u) for o in outs) / 3
+    total.backward()
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            assert torch.allclose(chunked[name], param.grad, atol=1e-5, rtol=1e-4), name
+    assert set(chunked) == {n for n, p in model.named_parameters() if p.grad is not None}

@@ -1,0 +1,15 @@
+"""Snakemake adapter: rule params -> clims_core.stages.crf_masks.run (one shard or the whole split)."""
+
+from pathlib import Path
+
+from clims_core.logs import stage_logging
+from clims_core.refine.crf import CrfSettings
+from clims_core.stages import crf_masks
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with stage_logging(sm.log[0], "crf_masks"):
+    settings = crf_masks.CrfMaskSettings(crf=CrfSettings(**sm.params.crf), **sm.params.refiner, **sm.params.shard,
+                                         processes=sm.threads)
+    index = Path(sm.output[0])
+    folder = index.parent.parent if settings.shards > 1 else index.parent
+    crf_masks.run(settings, sm.input.manifest, sm.input.store, folder, index, method=sm.wildcards.method)
