@@ -10,7 +10,8 @@ processes on demo-world images.
 3. With ``--cuda``: IRN training steps at VOC settings (ResNet-50 trunk, crop 512, batch 32, radius 10: time and
    peak memory) and the random walk on the GPU against the CPU result.
 
-    .venv/bin/python bench/bench_refine.py [--images 1000] [--walks 5]      .venv/bin/python bench/bench_refine.py --cuda
+    .venv/bin/python bench/bench_refine.py [--images 1000] [--walks 5]
+    python3 bench/bench_refine.py --cuda   (on a GPU machine; needs no pydensecrf)
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as train_irn's adapter: no spinning threads
 
-from clims_core.refine.random_walk import propagate, walk_to_mask
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from clims_core.refine.random_walk import propagate, walk_to_mask  # noqa: E402
 
 
 def load() -> str:
@@ -130,7 +133,8 @@ def bench_cuda(steps: int) -> None:
         optimizer.step()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    print(f"IRN training step, VOC settings, {torch.cuda.get_device_name()}: median {statistics.median(times[1:]):.3f} s "
+    print(f"IRN training step, VOC settings, {torch.cuda.get_device_name()}: "
+          f"median {statistics.median(times[1:]):.3f} s "
           f"(loss {loss.item():.3f}, peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)")
     rng = np.random.default_rng(0)
     cams = smooth_field(rng, 3, (94, 125)) ** 2

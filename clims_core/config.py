@@ -164,7 +164,7 @@ def _check_refine(config: dict, base: Path) -> None:
     if absent:
         raise ConfigError(f"config key 'refine.methods': {absent} not in cam.methods {config['cam']['methods']} "
                           f"(only trained CAM methods can be refined)")
-    if refine["irn"]["trunk"] == "imagenet" and "irn" in refine["refiners"] and config["cam"]["backbone_weights"] is None:
+    if refine["irn"]["trunk"] == "imagenet" and config["cam"]["backbone_weights"] is None:
         raise ConfigError("config key 'refine.irn.trunk': imagenet needs cam.backbone_weights (ImageNet weights for "
                           "the frozen trunk); without them use trunk: cam (the CAM network's trunk)")
     if refine["ir_label"]["bg_thres"] > refine["ir_label"]["fg_thres"]:

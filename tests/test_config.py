@@ -79,7 +79,8 @@ def test_missing_dataset_folder_and_split_list(tmp_path, voc_tree):
 
 
 def test_validation_does_not_mutate_the_input():
-    config = {"demo_world": {"enabled": True}, "data": {"classes": ["train"], "stuff_classes": ["railroad"]}}
+    config = {"demo_world": {"enabled": True}, "data": {"classes": ["train"], "stuff_classes": ["railroad"]},
+              "seg": {"init": "random"}}  # the default, imagenet, needs weights files this config does not name
     before = copy.deepcopy(config)
     validate_config(config)
     assert config == before

@@ -112,11 +112,12 @@ class SegmentationDataset(Dataset):
             array, mask = joint_augment(image, mask, self.augment, rng)
         if mask is None:
             mask = np.full(array.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-        return to_tensor(array), torch.from_numpy(np.ascontiguousarray(mask)).long(), index
+        return to_tensor(array), torch.from_numpy(np.array(mask, dtype=np.int64)), index
 
 
 class PassSampler(Sampler[tuple[int, int]]):
-    """Endless ``(pass, index)`` keys: a fresh permutation of the dataset per pass, seeded by ``(seed, stream, pass)``."""
+    """Endless ``(pass, index)`` keys: a fresh permutation of the dataset per pass, seeded by
+    ``(seed, stream, pass)``."""
 
     def __init__(self, size: int, seed: int = 0, stream: int = 0, shuffle: bool = True):
         if size <= 0:
@@ -147,7 +148,7 @@ class EvalDataset(Dataset):
             image = image.convert("RGB")
             mask = read_mask(self.mask_paths[index], image.size, self.n_classes)
             array = np.asarray(image)
-        return to_tensor(array), torch.from_numpy(mask).long(), index
+        return to_tensor(array), torch.from_numpy(np.array(mask, dtype=np.int64)), index
 
 
 def split_paths(manifest: Manifest, split: str, with_masks: bool) -> tuple[list[str], list[Path], list[Path] | None]:
@@ -203,4 +204,9 @@ class PseudoMaskIndex:
         if missing:
             raise ValueError(f"{self.path}: {len(missing)} of {len(ids)} image-level images have no pseudo mask "
                              f"(e.g. {missing[:5]}); the index must cover the split {self.split}")
-        return [self.masks[i] for i in ids]
+        paths = [self.masks[i] for i in ids]
+        absent = [str(p) for p in paths if not p.is_file()]
+        if absent:
+            raise ValueError(f"{self.path}: {len(absent)} pseudo-mask files listed in the index do not exist "
+                             f"(e.g. {absent[:3]})")
+        return paths

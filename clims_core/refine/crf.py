@@ -86,7 +86,8 @@ class ImageCrf:
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """CRF with the unary ``-log p`` of per-label probabilities (n_labels x H x W, each pixel summing to 1)."""
         if probabilities.shape != (self.n_labels, self.height, self.width):
-            raise ValueError(f"probabilities {probabilities.shape} do not fit {(self.n_labels, self.height, self.width)}")
+            raise ValueError(f"probabilities {probabilities.shape} do not fit "
+                             f"{(self.n_labels, self.height, self.width)}")
         if self.n_labels == 1:
             return np.zeros((self.height, self.width), dtype=np.int64)
         return self._infer(unary_from_softmax(probabilities.astype(np.float32)))
@@ -101,7 +102,8 @@ def ir_label(image: np.ndarray, cams: np.ndarray, keys: np.ndarray, fg_thres: fl
     its class where the foreground map says so, background where both maps say background, 255 elsewhere.
     """
     if not 0 < bg_thres <= fg_thres < 1:
-        raise ValueError(f"ir_label: expected 0 < bg_thres <= fg_thres < 1, got bg_thres {bg_thres}, fg_thres {fg_thres}")
+        raise ValueError(f"ir_label: expected 0 < bg_thres <= fg_thres < 1, got bg_thres {bg_thres}, "
+                         f"fg_thres {fg_thres}")
     lookup = key_lookup(keys)
     crf = ImageCrf(image, len(lookup), settings)
     fg_conf = lookup[crf.labels(threshold_labels(cams, fg_thres))]

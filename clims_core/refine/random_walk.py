@@ -88,16 +88,31 @@ def propagate(cams: torch.Tensor, boundary: torch.Tensor, beta: float = 10.0, ex
     return random_walk(start, transition, 2**exp_times).reshape(k, height, width)
 
 
-def walk_to_mask(walked: torch.Tensor, keys: np.ndarray, size: tuple[int, int], bg_thres: float,
+def background_plane(cams: torch.Tensor, alpha: float) -> torch.Tensor:
+    """AffinityNet's background score ``(1 - max_k cam_k)^alpha`` (1, h, w), walked with the classes' maps."""
+    if cams.shape[0] == 0:
+        return torch.ones(1, *cams.shape[1:], dtype=cams.dtype, device=cams.device)
+    return (1 - cams.amax(dim=0, keepdim=True)).clamp_min(0) ** alpha
+
+
+def walk_to_mask(walked: torch.Tensor, keys: np.ndarray, size: tuple[int, int], bg_thres: float | None,
                  stride: int = 4) -> np.ndarray:
     """IRNet's ``make_sem_seg_labels`` tail: upsample x ``stride``, crop to the image, divide by the maximum over all
-    classes, a background plane at ``bg_thres``, argmax, mask values (0 background, ``keys + 1``) as uint8."""
+    classes, a background plane at ``bg_thres``, argmax, mask values (0 background, ``keys + 1``) as uint8.
+
+    With ``bg_thres=None`` the walked maps start with a walked background plane (:func:`background_plane`): argmax
+    over [background, classes] as they are (AffinityNet's rule).
+    """
     height, width = size
     lookup = key_lookup(keys)
     if walked.shape[0] == 0:
         return np.zeros(size, dtype=np.uint8)
     up = F.interpolate(walked[None].float(), scale_factor=stride, mode="bilinear", align_corners=False)[0]
     up = up[:, :height, :width]
+    if bg_thres is None:
+        if up.shape[0] != len(lookup):
+            raise ValueError(f"{up.shape[0]} walked planes for a background and {len(keys)} classes")
+        return lookup[up.argmax(dim=0).cpu().numpy()]
     peak = up.max()
     if not peak > 0:  # nothing activated anywhere: all background (IRNet would divide by zero)
         return np.zeros(size, dtype=np.uint8)

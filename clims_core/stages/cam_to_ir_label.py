@@ -22,9 +22,8 @@ from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStore
 from clims_core.io.masks import save_mask
 from clims_core.refine.crf import CrfSettings, ir_label
-from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, write_index
+from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, shard_ids, write_index
 from clims_core.refine.per_image import check_keys, check_store_covers, load_rgb, run_per_image, split_ids
-from clims_core.stages.make_cams import shard_ids
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
-"""One CCT training step: supervised loss on the pixel-labeled batch, consistency (and, with pseudo masks, the weak-label
-loss) of the auxiliary decoders on the image-level batch; gradients accumulated, the optimizer step left to the caller.
+"""One CCT training step: supervised loss on the pixel-labeled batch, consistency (and, with pseudo masks, the
+weak-label loss) of the auxiliary decoders on the image-level batch; gradients accumulated, the optimizer step left to
+the caller.
 
 CCT's loss (Ouali et al., Eq. 3-5; its weakly-labelled mode): ``L = L_s + w_u(t) * mean_k MSE(softmax(g_k(z~)),
 softmax(g(z))) + 0.4 * w_u(t) / w_u * mean_k CE(g_k(z~), pseudo)``, with ``g`` the main decoder (its prediction a

@@ -89,7 +89,8 @@ class _ImageCounter:
 
 def evaluate(settings: EvalMasksSettings, manifest: Manifest, masks: MaskFolder) -> tuple[_Counts, bool]:
     if settings.split not in manifest.splits:
-        raise ValueError(f"eval_masks: split {settings.split!r} is not in the manifest (splits: {list(manifest.splits)})")
+        raise ValueError(f"eval_masks: split {settings.split!r} is not in the manifest "
+                         f"(splits: {list(manifest.splits)})")
     items = manifest.splits[settings.split]
     listed = set(masks.ids)
     missing = [item["id"] for item in items if item["id"] not in listed]

@@ -3,8 +3,11 @@
 Per image: the trained IRN's boundary map (the image and its mirror), the stride-4 CAMs of the CAM store times
 ``1 - boundary``, ``2**exp_times`` random-walk steps over the transition matrix of the boundaries within ``radius``
 (affinities to the power ``beta``), upsampled x4, divided by their maximum, a background plane at ``bg_thres``,
-argmax (:mod:`clims_core.refine.random_walk`). Masks go to a mask folder (``masks/<id>.png`` + ``index.json``),
-shardable like ``make_cams``; on the CPU a pool of processes shares the images.
+argmax (:mod:`clims_core.refine.random_walk`). ``background: walk`` instead walks a background plane
+``(1 - max cam)^alpha`` with the classes and takes the argmax (AffinityNet, Ahn & Kwak 2018): CAM that spills over a
+large background region is then outweighed there instead of surviving a threshold after the global normalisation.
+Masks go to a mask folder (``masks/<id>.png`` + ``index.json``), shardable like ``make_cams``; on the CPU a pool of
+processes shares the images.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from clims_core.io.cam_store import CamStore, sha256_file
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.io.masks import save_mask
 from clims_core.models.irn import boundary_map
-from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, write_index
+from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, shard_ids, write_index
 from clims_core.refine.per_image import check_keys, check_store_covers, load_rgb, run_per_image, split_ids
-from clims_core.refine.random_walk import propagate, walk_to_mask
-from clims_core.stages.make_cams import shard_ids
+from clims_core.refine.random_walk import background_plane, propagate, walk_to_mask
 from clims_core.stages.train_irn import load_irn_model
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
+BACKGROUNDS = ("threshold", "walk")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class PseudoMaskSettings:
     exp_times: int = 8
     radius: int = 5
     bg_thres: float = 0.25  # IRNet sem_seg_bg_thres (0.2 in the later CLIMS code)
+    background: str = "threshold"  # IRNet: a constant plane after the walk; "walk": AffinityNet's walked plane
+    alpha: float = 1.0  # background = (1 - max cam)^alpha when background == "walk"
     shard: int = 0
     shards: int = 1
     device: str = "auto"
@@ -51,13 +56,15 @@ class PseudoMaskSettings:
             raise ValueError(f"shard {self.shard} outside 0..{self.shards - 1}")
         if not 0 < self.bg_thres < 1:
             raise ValueError(f"refine.random_walk.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
-        if self.exp_times < 0 or self.radius < 2 or self.beta <= 0:
-            raise ValueError(f"refine.random_walk: expected exp_times >= 0, radius >= 2, beta > 0; got exp_times "
-                             f"{self.exp_times}, radius {self.radius}, beta {self.beta}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"refine.random_walk.background: expected one of {BACKGROUNDS}, got {self.background!r}")
+        if self.exp_times < 0 or self.radius < 2 or self.beta <= 0 or self.alpha <= 0:
+            raise ValueError(f"refine.random_walk: expected exp_times >= 0, radius >= 2, beta > 0, alpha > 0; got "
+                             f"exp_times {self.exp_times}, radius {self.radius}, beta {self.beta}, alpha {self.alpha}")
 
     def section(self) -> dict[str, Any]:
         return {"split": self.split, "beta": self.beta, "exp_times": self.exp_times, "radius": self.radius,
-                "bg_thres": self.bg_thres}
+                "bg_thres": self.bg_thres, "background": self.background, "alpha": self.alpha}
 
 
 def pseudo_mask(model: torch.nn.Module, image: np.ndarray, cams: np.ndarray, keys: np.ndarray,
@@ -66,9 +73,14 @@ def pseudo_mask(model: torch.nn.Module, image: np.ndarray, cams: np.ndarray, key
     boundary = boundary_map(model, torch.from_numpy(image.transpose(2, 0, 1)), min_size, device)
     if cams.shape[1:] != tuple(boundary.shape):
         raise ValueError(f"stride-4 CAMs of {cams.shape[1]} x {cams.shape[2]} but a boundary map of "
-                         f"{boundary.shape[0]} x {boundary.shape[1]} for an image of {image.shape[0]} x {image.shape[1]}")
-    walked = propagate(torch.from_numpy(cams).to(device), boundary, settings.beta, settings.exp_times, settings.radius)
-    return walk_to_mask(walked, keys, image.shape[:2], settings.bg_thres)
+                         f"{boundary.shape[0]} x {boundary.shape[1]} for an image of "
+                         f"{image.shape[0]} x {image.shape[1]}")
+    scores = torch.from_numpy(cams).to(device)
+    if settings.background == "walk":
+        scores = torch.cat([background_plane(scores, settings.alpha), scores])
+    walked = propagate(scores, boundary, settings.beta, settings.exp_times, settings.radius)
+    bg_thres = settings.bg_thres if settings.background == "threshold" else None
+    return walk_to_mask(walked, keys, image.shape[:2], bg_thres)
 
 
 _MODELS: dict[tuple[str, str], tuple[torch.nn.Module, int]] = {}  # a process's loaded IRN, by checkpoint and device

@@ -232,9 +232,10 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
                   crop=train["crop"], resize_long=tuple(train["resize_long"]), seed=seed, device=device,
                   threads=threads, workers=train["workers"], checkpoint_every=checkpoint_every)
     if method != "clims":
-        return CamTrainSettings(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"],
-                                puzzle_alpha=cam["puzzlecam"]["alpha"], puzzle_schedule=cam["puzzlecam"]["schedule"],
-                                puzzle_level=cam["puzzlecam"]["level"],
+        puzzle = cam.get("puzzlecam")  # only puzzlecam's rule passes its knobs
+        puzzle_knobs = dict(puzzle_alpha=puzzle["alpha"], puzzle_schedule=puzzle["schedule"],
+                            puzzle_level=puzzle["level"]) if puzzle else {}
+        return CamTrainSettings(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"], **puzzle_knobs,
                                 **common)
     objective = ClimsSettings(
         loss_weights=tuple(clims["loss_weights"]), background_channel=clims["background_channel"],

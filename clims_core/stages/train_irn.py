@@ -35,7 +35,6 @@ from clims_core.models.irn import EdgeNet
 from clims_core.refine.affinity import PairIndex
 from clims_core.refine.irn_data import AffinityDataset
 from clims_core.refine.mask_folder import MaskFolder
-from clims_core.stages.train_cam import load_cam_model
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
@@ -71,11 +70,20 @@ class IrnTrainSettings:
         object.__setattr__(self, "scales", tuple(self.scales))
 
 
+def cam_trunk(cam_checkpoint: str | Path) -> ResNetTrunk:
+    """The trunk of a trained CAM network (its ``trunk.*`` weights; the classifier is not needed)."""
+    payload = load_checkpoint(cam_checkpoint, required=("model", "config", "step", "architecture"))
+    trunk = ResNetTrunk(BackboneSpec(**payload["architecture"]["backbone"]))
+    state = {key.removeprefix("trunk."): value for key, value in payload["model"].items() if key.startswith("trunk.")}
+    trunk.load_state_dict(state)
+    return trunk.eval()
+
+
 def build_trunk(settings: IrnTrainSettings, cam_checkpoint: str | Path | None) -> ResNetTrunk:
     if settings.trunk == "cam":
         if cam_checkpoint is None:
             raise ValueError("refine.irn.trunk cam needs the CAM network checkpoint of the method")
-        return load_cam_model(cam_checkpoint)[0].trunk
+        return cam_trunk(cam_checkpoint)
     return ResNetTrunk(settings.backbone)
 
 
@@ -108,7 +116,8 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     manifest = Manifest.load(manifest_path)
     ir_labels = MaskFolder.load(ir_index_path)
     if ir_labels.classes != manifest.classes:
-        raise ValueError(f"{ir_index_path}: IR labels of classes {ir_labels.classes}, the manifest has {manifest.classes}")
+        raise ValueError(f"{ir_index_path}: IR labels of classes {ir_labels.classes}, the manifest has "
+                         f"{manifest.classes}")
     dataset = AffinityDataset([manifest.image_path(i) for i in ir_labels.ids],
                               [ir_labels.mask_path(i) for i in ir_labels.ids], settings.crop, settings.scales, STRIDE,
                               True, settings.seed)
@@ -154,12 +163,19 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     return metrics
 
 
+def resolve_trunk(trunk: str, backbone_weights: str | None) -> str:
+    """``refine.irn.trunk``: ``auto`` is IRNet's ImageNet trunk when there are ImageNet weights, else the CAM trunk."""
+    if trunk == "auto":
+        return "imagenet" if backbone_weights else "cam"
+    return trunk
+
+
 def settings_from_config(refine: dict, cam: dict, seed: int, device: str, threads: int) -> IrnTrainSettings:
     """Config sections -> settings (``refine.irn``; ``cam.backbone`` and ``cam.backbone_weights`` for imagenet)."""
     irn = refine["irn"]
-    backbone = (BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"]) if irn["trunk"] == "imagenet"
-                else None)
-    return IrnTrainSettings(trunk=irn["trunk"], backbone=backbone, epochs=irn["epochs"], batch_size=irn["batch_size"],
+    trunk = resolve_trunk(irn["trunk"], cam["backbone_weights"])
+    backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"]) if trunk == "imagenet" else None
+    return IrnTrainSettings(trunk=trunk, backbone=backbone, epochs=irn["epochs"], batch_size=irn["batch_size"],
                             crop=irn["crop"], scales=tuple(irn["scales"]), lr=irn["lr"],
                             weight_decay=irn["weight_decay"], momentum=irn["momentum"], radius=irn["radius"],
                             seed=seed, device=device, threads=threads, workers=irn["workers"])

@@ -115,6 +115,16 @@ def initialise_trunk_from_cam(model: CCT, checkpoint_path: str | Path) -> None:
     model.encoder.trunk.load_state_dict(cam_model.trunk.state_dict())
 
 
+def build_model(settings: SegTrainSettings, n_classes: int, init_checkpoint: str | Path | None = None) -> CCT:
+    """The network with its trunk initialised as ``settings.init`` says (ImageNet weights load in the trunk itself)."""
+    encoder = settings.encoder if settings.init == "imagenet" else \
+        replace(settings.encoder, backbone=replace(settings.encoder.backbone, weights=None))
+    model = CCT(CctSpec(encoder, n_classes, dict(settings.decoders), settings.perturbations, settings.decoder))
+    if settings.init == "cam":
+        initialise_trunk_from_cam(model, init_checkpoint)
+    return model
+
+
 def make_optimizer(model: CCT, settings: SegTrainSettings) -> torch.optim.SGD:
     trunk, rest = model.parameter_groups()
     trunk_lr = settings.lr * settings.backbone_lr_multiplier
@@ -149,12 +159,8 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
 
     device = pick_device(settings.device, settings.threads)
     torch.manual_seed(settings.seed)
-    encoder = settings.encoder if settings.init == "imagenet" else \
-        replace(settings.encoder, backbone=replace(settings.encoder.backbone, weights=None))
-    model = CCT(CctSpec(encoder, n_classes + 1, dict(settings.decoders), settings.perturbations, settings.decoder))
-    if settings.init == "cam":
-        initialise_trunk_from_cam(model, init_checkpoint)
-    model = model.to(device, memory_format=memory_format(device)).train()
+    model = build_model(settings, n_classes + 1, init_checkpoint).to(device, memory_format=memory_format(device))
+    model.train()
     optimizer = make_optimizer(model, settings)
 
     labeled = SegmentationDataset(labeled_images, labeled_masks, n_classes, settings.augment, settings.seed, stream=0)

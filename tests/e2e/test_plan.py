@@ -51,6 +51,8 @@ def test_voc_scale_plan_is_fast(fake_voc, tmp_path):
     assert counts.get("prepare_data") == 1, result.stdout
     shards = config["cams"]["shards"]
     # Jobs per stage or shard, never per image: that is what keeps planning fast (timed below, not asserted).
-    assert counts.get("make_cams") == 3 * shards and counts.get("merge_cams") == 3, result.stdout
+    # CAM stores: the train split of every CAM method (eval_cams) and train_aug of every refined method.
+    stores = len(config["cam"]["methods"]) + len(config.get("refine", {}).get("methods", ["cam", "clims"]))
+    assert counts.get("make_cams") == stores * shards and counts.get("merge_cams") == stores, result.stdout
     assert sum(counts.values()) < 200, result.stdout
     print(f"snakemake -n on {N_TRAIN_AUG} train_aug ids: {elapsed:.2f} s (process start included)")

@@ -16,17 +16,25 @@ from tests.e2e.workflow import REPO, SNAKEFILE, TINY_DEMO, planned_jobs
 UPSTREAM = ("make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip")
 
 
-def _plan(tiny_run, config: dict, tmp_path: Path, env: dict | None = None) -> dict[str, int]:
+# Snakemake with another copy of clims_core imported in place of the installed (editable) one, whose import hook
+# would otherwise win over sys.path.
+_WITH_LIBRARY = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '')"
+                 ".startswith('__editable__')]; sys.path.insert(0, sys.argv.pop(1)); from snakemake.cli import main; "
+                 "main()")
+
+
+def _plan(tiny_run, config: dict, tmp_path: Path, library: Path | None = None) -> dict[str, int]:
     """Dry-run ``config`` in the finished run's folder (the config file is written beside it, not over it)."""
     assert tiny_run.result.returncode == 0, tiny_run.result.stderr[-3000:]
     import yaml
 
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tiny_run.workdir),
+    launcher = ["-c", _WITH_LIBRARY, str(library)] if library else ["-m", "snakemake"]
+    command = [sys.executable, *launcher, "--snakefile", str(SNAKEFILE), "--directory", str(tiny_run.workdir),
                "--configfile", str(config_path), "-n", "--quiet", "rules"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return planned_jobs(result)
 
@@ -57,7 +65,8 @@ def test_edited_stage_code_replans_that_stage(tiny_run, tmp_path):
     shutil.copytree(REPO / "clims_core", copy_root / "clims_core", ignore=shutil.ignore_patterns("__pycache__"))
     module = copy_root / "clims_core" / "stages" / "eval_cams.py"
     module.write_text(module.read_text() + "\n_EDITED = True\n")
-    plan = _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, env={"PYTHONPATH": str(copy_root)})
+    assert _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, library=REPO) == {}  # the launcher alone changes nothing
+    plan = _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, library=copy_root)
     assert plan.get("eval_cams"), plan
     assert not set(plan) & {*UPSTREAM, "train_cam", "make_cams"}, plan
 

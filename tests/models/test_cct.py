@@ -91,7 +91,8 @@ def test_parameter_groups_split_trunk_from_new_modules():
     assert {id(p) for p in trunk}.isdisjoint(id(p) for p in rest)
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(trunk) + len(rest) == len(trainable)
-    assert any(p is model.main_decoder[0].weight for p in rest) and any(p is model.encoder.psp.bottleneck[0].weight for p in rest)
+    assert any(p is model.main_decoder[0].weight for p in rest)
+    assert any(p is model.encoder.psp.bottleneck[0].weight for p in rest)
 
 
 def test_unknown_decoder_kind_is_refused():
@@ -103,7 +104,8 @@ def test_icnr_makes_pixel_shuffle_start_as_nearest_upsampling():
     conv = nn.Conv2d(3, 12, 1, bias=False)
     icnr_(conv.weight)
     out = nn.PixelShuffle(2)(conv(torch.rand(1, 3, 4, 4)))
-    assert torch.allclose(out[..., ::2, ::2], out[..., 1::2, 1::2]) and torch.allclose(out[..., ::2, ::2], out[..., 1::2, ::2])
+    assert torch.allclose(out[..., ::2, ::2], out[..., 1::2, 1::2])
+    assert torch.allclose(out[..., ::2, ::2], out[..., 1::2, ::2])
 
 
 def test_upsampler_reaches_the_input_resolution():

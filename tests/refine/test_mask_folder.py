@@ -10,8 +10,7 @@ from PIL import Image
 
 from clims_core.io.masks import load_mask, save_mask, voc_colormap
 from clims_core.refine.mask_folder import (MaskFolder, index_document, mask_relpath, mask_stats, merge_parts,
-                                           write_index)
-from clims_core.stages.make_cams import shard_ids
+                                           shard_ids, write_index)
 
 CLASSES = ["cat", "dog", "train"]
 

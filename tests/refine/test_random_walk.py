@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from clims_core.refine.affinity import direction_path, search_directions
-from clims_core.refine.random_walk import propagate, random_walk, transition_matrix, walk_to_mask
+from clims_core.refine.random_walk import (background_plane, propagate, random_walk, transition_matrix,
+                                           walk_to_mask)
 
 
 def irnet_dense_propagation(cams, boundary, beta, exp_times, radius):
@@ -79,3 +80,21 @@ def test_walk_to_mask_normalises_by_the_global_maximum_and_thresholds():
     assert np.array_equal(walk_to_mask(torch.zeros(1, 2, 2), np.array([2]), (8, 8), 0.2), np.zeros((8, 8)))
     assert np.array_equal(walk_to_mask(torch.zeros(0, 2, 2), np.array([], dtype=int), (8, 8), 0.2),
                           np.zeros((8, 8)))
+
+
+def test_a_walked_background_plane_outweighs_spill_into_a_large_region():
+    """AffinityNet's rule: CAM spilling over a big empty region is averaged away there, the object keeps its class."""
+    boundary = torch.zeros(8, 16)
+    boundary[:, 4] = 1.0  # a closed boundary: the object is columns 0..3
+    cams = torch.zeros(1, 8, 16)
+    cams[0, :, :4] = 0.9
+    cams[0, :, 5:11] = 0.5  # the blob spills across the boundary, over half of the region beyond it
+    planes = torch.cat([background_plane(cams, 1.0), cams])
+    assert torch.allclose(planes[0, 0, 0], torch.tensor(0.1)) and planes.shape == (2, 8, 16)
+    walked = propagate(planes, boundary, beta=10, exp_times=8, radius=5)
+    mask = walk_to_mask(walked, np.array([2]), (32, 64), bg_thres=None)
+    assert (mask[:, :14] == 3).all() and (mask[:, 22:] == 0).all()
+    walked_cams = propagate(cams, boundary, beta=10, exp_times=8, radius=5)
+    thresholded = walk_to_mask(walked_cams, np.array([2]), (32, 64), 0.25)
+    assert (thresholded[:, 22:] == 3).all()  # IRNet's threshold keeps the spill: flat at 0.3 of the maximum there
+    assert np.array_equal(walk_to_mask(torch.ones(1, 2, 2), np.array([], dtype=int), (8, 8), None), np.zeros((8, 8)))

@@ -123,6 +123,17 @@ def test_pseudo_masks_sharded_equal_whole_and_are_evaluated(cams, irn, tmp_path)
     assert (tmp_path / "eval.tsv").read_text().startswith("method\trefiner\tmetric\tvalue\ncam\tirn\timages\t40\n")
 
 
+def test_pseudo_masks_with_a_walked_background(cams, irn, tmp_path):
+    settings = make_pseudo_masks.PseudoMaskSettings(split="train", exp_times=4, background="walk", alpha=1.0,
+                                                    threads=1)
+    make_pseudo_masks.run(settings, cams["manifest"], cams["store"], irn["checkpoint"], tmp_path, tmp_path / "index.json")
+    masks = MaskFolder.load(tmp_path / "index.json")
+    assert len(masks.ids) == 40 and masks.index["config"]["background"] == "walk"
+    assert masks.index["stats"]["ignored"] == 0 and masks.index["stats"]["background"] > 0
+    with pytest.raises(ValueError, match="background"):
+        make_pseudo_masks.PseudoMaskSettings(background="none")
+
+
 def test_crf_masks_on_the_train_split_are_evaluated(cams, tmp_path):
     settings = crf_masks.CrfMaskSettings(split="train", bg_thres=0.3, crf=FAST_CRF, processes=2)
     crf_masks.run(settings, cams["manifest"], cams["store"], tmp_path, tmp_path / "index.json", method="cam")
@@ -139,3 +150,14 @@ def test_eval_counts_ignored_pixels_as_background(cams, ir_labels, tmp_path):
     with pytest.raises(ValueError, match="no mask"):
         eval_masks.run(eval_masks.EvalMasksSettings(split="val"), cams["manifest"], ir_labels / "index.json",
                        tmp_path / "e.json", tmp_path / "e.tsv", "cam", "ir")
+
+
+def test_irn_trunk_auto_is_imagenet_only_with_imagenet_weights():
+    cam = {"backbone": {"depth": 18, "width": 8, "strides": [2, 2, 2, 1], "norm": "batch"}, "backbone_weights": None}
+    refine = {"irn": {"trunk": "auto", "epochs": 1, "batch_size": 2, "crop": 64, "scales": [1.0], "lr": 0.1,
+                      "weight_decay": 0.0, "momentum": 0.9, "radius": 5, "workers": 0}}
+    assert train_irn.settings_from_config(refine, cam, 0, "cpu", 1).trunk == "cam"
+    assert train_irn.resolve_trunk("auto", "weights/resnet50.pth") == "imagenet"
+    assert train_irn.resolve_trunk("cam", "weights/resnet50.pth") == "cam"
+    with pytest.raises(ValueError, match="backbone spec"):
+        train_irn.IrnTrainSettings(trunk="imagenet")

@@ -25,8 +25,9 @@ ONE_EACH = {"vat": 1, "dropout": 1, "cutout": 1, "context_masking": 1, "object_m
 def _settings(run: str, **changes) -> train_seg.SegTrainSettings:
     base = train_seg.SegTrainSettings(
         run=run, encoder=EncoderSpec(BackboneSpec(depth=18, width=16, norm="batch"), 8), init="random",
-        decoders=dict(ONE_EACH), decoder="bilinear", augment=AugmentSettings(crop=48, base_size=64, scale_range=(0.75, 1.25)),
-        epochs=6, batch_labeled=8, batch_unlabeled=8, lr=0.05, backbone_lr_multiplier=1.0, device="cpu", threads=2)
+        decoders=dict(ONE_EACH), decoder="bilinear",
+        augment=AugmentSettings(crop=48, base_size=64, scale_range=(0.75, 1.25)),
+        epochs=12, batch_labeled=8, batch_unlabeled=8, lr=0.1, backbone_lr_multiplier=1.0, device="cpu", threads=2)
     return replace(base, **changes)
 
 
@@ -67,28 +68,42 @@ def _noisy_pseudo_masks(world: dict, out: Path, ignore_share: float = 0.1) -> Pa
     return index
 
 
+PIXEL_LABELED = 8  # the tiny world's pixel-labeled split cut to 8 images: 152 image-level images (5% labeled)
+
+
 @pytest.fixture(scope="module")
-def trained(tiny_world, tmp_path_factory):
+def reduced(tiny_world, tmp_path_factory) -> dict:
+    """The tiny world with its pixel-labeled split cut to PIXEL_LABELED images, and noisy ground-truth pseudo masks."""
+    out = tmp_path_factory.mktemp("seg")
+    data = json.loads(Path(tiny_world["manifest"]).read_text())
+    data["splits"]["train"] = data["splits"]["train"][:PIXEL_LABELED]
+    (out / "manifest.json").write_text(json.dumps(data))
+    return {**tiny_world, "manifest": out / "manifest.json", "out": out,
+            "pseudo": _noisy_pseudo_masks(tiny_world, out / "pseudo")}
+
+
+@pytest.fixture(scope="module")
+def trained(reduced):
     """cct_labeled and cct_weak (noisy ground-truth pseudo masks), same init and steps, each evaluated on val."""
     torch.set_num_threads(2)
-    out = tmp_path_factory.mktemp("seg")
-    index = _noisy_pseudo_masks(tiny_world, out / "pseudo")
+    out = reduced["out"]
     results = {}
-    for run, pseudo in (("cct_labeled", None), ("cct_weak_gt", index)):
+    for run, pseudo in (("cct_labeled", None), ("cct_weak_gt", reduced["pseudo"])):
         folder = out / run
-        metrics = train_seg.run(_settings(run), tiny_world["manifest"], folder / "model.pt", folder / "metrics.json",
+        metrics = train_seg.run(_settings(run), reduced["manifest"], folder / "model.pt", folder / "metrics.json",
                                 pseudo_index=pseudo)
-        result = eval_seg.run(eval_seg.EvalSegSettings(device="cpu", threads=2), tiny_world["manifest"],
+        result = eval_seg.run(eval_seg.EvalSegSettings(device="cpu", threads=2), reduced["manifest"],
                               folder / "model.pt", folder / "eval.json", folder / "eval.tsv", run)
         results[run] = (metrics, result, folder)
     return results, out
 
 
-def test_pseudo_masks_help_and_outputs_are_complete(trained, tiny_world):
+def test_pseudo_masks_help_and_outputs_are_complete(trained, reduced):
     results, out = trained
     (m_l, r_l, folder_l), (m_w, r_w, folder_w) = results["cct_labeled"], results["cct_weak_gt"]
-    manifest = Manifest.load(tiny_world["manifest"])
-    assert m_l["steps"] == m_w["steps"] == 6 * (len(image_level_ids(manifest)) // 8)
+    manifest = Manifest.load(reduced["manifest"])
+    assert len(manifest.ids("train")) == PIXEL_LABELED
+    assert m_l["steps"] == m_w["steps"] == 12 * (len(image_level_ids(manifest)) // 8)
     assert m_l["pixel_labeled"] == len(manifest.ids("train")) and m_l["image_labeled"] == len(image_level_ids(manifest))
     assert "weak" in m_w["history"][-1] and "weak" not in m_l["history"][-1]
     assert r_w["miou"] >= r_l["miou"] + 2, (r_l["miou"], r_w["miou"])
@@ -108,13 +123,13 @@ def test_pseudo_masks_help_and_outputs_are_complete(trained, tiny_world):
     assert tsv[-1].startswith("CCT + CLIMS\t\t1.5K\t9.1K\t76.9\tpublished")
 
 
-def test_multiscale_flip_eval_and_checkpoint_roundtrip(trained, tiny_world, tmp_path):
+def test_multiscale_flip_eval_and_checkpoint_roundtrip(trained, reduced, tmp_path):
     results, _ = trained
     _, single, folder = results["cct_weak_gt"]
     model, payload = train_seg.load_seg_model(folder / "model.pt")
     assert payload["step"] > 0 and not model.training
     multi = eval_seg.run(eval_seg.EvalSegSettings(scales=(1.0, 0.75, 1.25), flip=True, device="cpu", threads=2),
-                         tiny_world["manifest"], folder / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "x")
+                         reduced["manifest"], folder / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "x")
     assert multi["scales"] == [1.0, 0.75, 1.25] and multi["flip"] is True
     assert multi["miou"] != single["miou"] and 0 <= multi["miou"] <= 100
 
@@ -194,3 +209,24 @@ def test_chunked_backward_gives_the_gradients_of_the_summed_loss():
         if param.grad is not None:
             assert torch.allclose(chunked[name], param.grad, atol=1e-5, rtol=1e-4), name
     assert set(chunked) == {n for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_plan_has_the_seg_rules_and_refuses_pseudo_methods_without_masks(tmp_path):
+    """snakemake -n on the tiny config: one train_seg/eval_seg per run and one table; a pseudo method the refinement
+    stage does not make masks for stops the plan with the config key named."""
+    import copy
+
+    from tests.e2e.workflow import TINY_DEMO, planned_jobs, snakemake
+
+    plan = snakemake(tmp_path / "ok", TINY_DEMO, "-n", "--quiet", "rules", "--cores", "1")
+    assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+    jobs = planned_jobs(plan)
+    assert jobs["train_seg"] == jobs["eval_seg"] == 3 and jobs["seg_table"] == 1
+
+    config = copy.deepcopy(TINY_DEMO)
+    config["seg"]["pseudo_methods"] = ["cam", "puzzlecam"]
+    refused = snakemake(tmp_path / "bad", config, "-n", "--cores", "1")
+    assert refused.returncode != 0
+    message = "config key 'seg.pseudo_methods': no refined (irn) pseudo masks for ['puzzlecam']"
+    assert message in refused.stdout + refused.stderr
+    assert not (tmp_path / "bad" / "results").exists()

@@ -35,6 +35,12 @@ def train_cam_inputs(wildcards) -> dict[str, str]:
     return inputs
 
 
+def train_cam_section(wildcards) -> dict:
+    """The part of ``cam`` a method's training reads (``puzzlecam``'s knobs only for puzzlecam)."""
+    keys = ["backbone", "backbone_weights", "train"] + (["puzzlecam"] if wildcards.method == "puzzlecam" else [])
+    return {key: CAM[key] for key in keys}
+
+
 for _method in CAM_METHODS:
     benchmark(f"train_cam_{_method}", CAM_TAGS[_method])
 
@@ -46,10 +52,11 @@ rule train_cam:
         checkpoint=f"{RESULTS}/cam/{{method}}-{{tag}}/model.pt",
         metrics=f"{RESULTS}/cam/{{method}}-{{tag}}/metrics.json",
     params:
-        cam=CAM,
-        clims=CLIMS_SECTION,
-        clip_section=CLIP_SECTION,
-        clip=CLIP,
+        # Each method's own knobs only, so changing one method's settings never reruns another's training.
+        cam=train_cam_section,
+        clims=lambda wc: CLIMS_SECTION if wc.method == "clims" else {},
+        clip_section=lambda wc: CLIP_SECTION if wc.method == "clims" else {},
+        clip=lambda wc: list(CLIP) if wc.method == "clims" else [],
         seed=CFG["seed"],
         device=CFG["device"],
         gpus=CFG["gpus"],

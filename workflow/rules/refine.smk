@@ -7,7 +7,11 @@ REFINERS = REFINE["refiners"]
 REFINE_SHARDS = REFINE["shards"]
 _CRF = REFINE["densecrf"]
 _IRN_TRUNK = REFINE["irn"]["trunk"]
-_IRN_SECTION = [REFINE["irn"], CFG["seed"]] + ([CAM["backbone"], CAM["backbone_weights"]] if _IRN_TRUNK == "imagenet" else [])
+if _IRN_TRUNK == "auto":  # as clims_core.stages.train_irn.resolve_trunk (not imported: it would load torch here)
+    _IRN_TRUNK = "imagenet" if CAM["backbone_weights"] else "cam"
+_IRN_SECTION = [REFINE["irn"], CFG["seed"]]
+if _IRN_TRUNK == "imagenet":
+    _IRN_SECTION += [CAM["backbone"], CAM["backbone_weights"]]
 IR_TAGS = {m: tag([_CRF, REFINE["ir_label"]], CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS}
 IRN_TAGS = {m: tag(_IRN_SECTION, IR_TAGS[m], *([CAM_TAGS[m]] if _IRN_TRUNK == "cam" else [])) for m in REFINE_METHODS}
 MASK_TAGS = {
@@ -93,8 +97,9 @@ rule train_irn:
         checkpoint=f"{RESULTS}/irn/{{method}}-{{tag}}/model.pt",
         metrics=f"{RESULTS}/irn/{{method}}-{{tag}}/metrics.json",
     params:
-        refine=REFINE,
-        cam=CAM,
+        # Only what training reads: a random-walk or CRF setting, or another CAM method's knobs, rerun nothing here.
+        refine={"irn": REFINE["irn"]},
+        cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
         seed=CFG["seed"],
         device=CFG["device"],
         code=code("train_irn"),

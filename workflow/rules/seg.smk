@@ -5,9 +5,9 @@ SEG = CFG["seg"]
 _no_masks = [m for m in SEG["pseudo_methods"] if m not in PSEUDO_MASKS]
 if _no_masks:
     raise WorkflowError(
-        f"config key 'seg.pseudo_methods': no refined pseudo masks for {_no_masks} (this config makes them for "
-        f"{sorted(PSEUDO_MASKS) or 'no method'}); list only methods of cam.methods whose masks the refinement stage "
-        f"builds, or remove them from seg.pseudo_methods")
+        f"config key 'seg.pseudo_methods': no refined (irn) pseudo masks for {_no_masks}; this config makes them for "
+        f"{sorted(PSEUDO_MASKS) or 'no method'} (refine.methods with the irn refiner): add them there or remove "
+        f"them from seg.pseudo_methods")
 # run name -> CAM method of its pseudo masks (None: no pseudo masks), in Table 1 order
 SEG_RUNS = {"cct_labeled": None, **{f"cct_weak_{m}": m for m in SEG["pseudo_methods"]}}
 _SEG_SECTION = [{k: v for k, v in SEG.items() if k not in ("pseudo_methods", "eval")}, CAM["backbone"],
@@ -47,14 +47,17 @@ rule train_seg:
         checkpoint=f"{RESULTS}/seg/{{run}}-{{tag}}/model.pt",
         metrics=f"{RESULTS}/seg/{{run}}-{{tag}}/metrics.json",
     params:
-        seg=SEG,
-        cam=CAM,
+        # Only what training reads, so e.g. a new eval setting or another CAM method's knobs rerun nothing here.
+        seg={key: SEG[key] for key in ("method", "init", "output_stride", "cct", "train")},
+        cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
         seed=CFG["seed"],
         device=CFG["device"],
         code=code("train_seg"),
     wildcard_constraints:
         run="|".join(SEG_RUNS),
     threads: 8
+    resources:
+        gpu=min(GPUS, 1),
     log:
         f"{LOGS}/train_seg/{{run}}-{{tag}}.log",
     benchmark:
@@ -78,6 +81,8 @@ rule eval_seg:
         run="|".join(SEG_RUNS),
         evaltag=SEG_EVAL_TAG,
     threads: 2
+    resources:
+        gpu=min(GPUS, 1),
     log:
         f"{LOGS}/eval_seg/{{run}}-{{tag}}-{{evaltag}}.log",
     script:

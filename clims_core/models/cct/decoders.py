@@ -105,7 +105,8 @@ class AuxiliaryDecoder(nn.Module):
         s = self.settings
         if self.kind == "vat":
             with torch.autocast(x.device.type, enabled=False):  # xi = 1e-6 needs fp32
-                return x + P.vat_perturbation(x.float(), self.upsample, s.vat_xi, s.vat_eps, s.vat_iterations).to(x.dtype)
+                r_adv = P.vat_perturbation(x.float(), self.upsample, s.vat_xi, s.vat_eps, s.vat_iterations)
+                return x + r_adv.to(x.dtype)
         if self.kind == "dropout":
             return P.spatial_dropout(x, s.drop_rate, s.spatial_dropout)
         if self.kind == "cutout":

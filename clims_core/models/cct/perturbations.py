@@ -29,7 +29,8 @@ def foreground_mask(prediction: torch.Tensor, size: tuple[int, int]) -> torch.Te
 
 
 def feature_noise(x: torch.Tensor, uniform_range: float = 0.3) -> torch.Tensor:
-    """Multiplicative uniform noise ``x + x * n``, ``n ~ U(-r, r)`` of shape ``C x h x w`` shared by the batch (as CCT)."""
+    """Multiplicative uniform noise ``x + x * n``, ``n ~ U(-r, r)`` of shape ``C x h x w``, shared by the batch
+    (as CCT)."""
     noise = torch.empty(x.shape[1:], device=x.device, dtype=x.dtype).uniform_(-uniform_range, uniform_range)
     return x + x * noise.unsqueeze(0)
 
@@ -44,7 +45,8 @@ def feature_dropout(x: torch.Tensor, low: float = 0.6, high: float = 0.9) -> tor
 
 
 def spatial_dropout(x: torch.Tensor, rate: float = 0.5, spatial: bool = True) -> torch.Tensor:
-    """Dropout of whole channels (``spatial``, CCT's default) or of single activations, always active (training only)."""
+    """Dropout of whole channels (``spatial``, CCT's default) or of single activations; always active (it is only
+    used in training)."""
     return F.dropout2d(x, rate, training=True) if spatial else F.dropout(x, rate, training=True)
 
 
