@@ -63,6 +63,7 @@ def test_edited_stage_code_replans_that_stage(tiny_run, tmp_path):
     """A copy of the library with one statement added to eval_cams, imported first: eval_cams reruns, training not."""
     copy_root = tmp_path / "lib"
     shutil.copytree(REPO / "clims_core", copy_root / "clims_core", ignore=shutil.ignore_patterns("__pycache__"))
+    (copy_root / "workflow").symlink_to(REPO / "workflow")  # the library reads its config schema from there
     module = copy_root / "clims_core" / "stages" / "eval_cams.py"
     module.write_text(module.read_text() + "\n_EDITED = True\n")
     assert _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, library=REPO) == {}  # the launcher alone changes nothing
