@@ -230,3 +230,30 @@ def test_plan_has_the_seg_rules_and_refuses_pseudo_methods_without_masks(tmp_pat
     message = "config key 'seg.pseudo_methods': no refined (irn) pseudo masks for ['puzzlecam']"
     assert message in refused.stdout + refused.stderr
     assert not (tmp_path / "bad" / "results").exists()
+
+
+def test_config_checks_of_the_seg_section():
+    """Cross-key checks: ImageNet init needs the weights file, CAM init the cam method, pseudo methods CAMs."""
+    import copy
+
+    import yaml
+
+    from clims_core.config import ConfigError, _check_seg, validate_config
+    from tests.conftest import REPO
+
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    filled = validate_config(copy.deepcopy(demo), base_dir=REPO)
+    assert filled["seg"]["init"] == "cam" and filled["seg"]["cct"]["decoders"]["vat"] == 1
+    bad = [({"init": "imagenet"}, "config key 'seg.init': imagenet needs cam.backbone_weights"),
+           ({"pseudo_methods": ["cam", "puzzlecam"]}, "config key 'seg.pseudo_methods': ['puzzlecam'] are not in"),
+           ({"train": {**demo["seg"]["train"], "scale_range": [1.5, 0.5]}}, "'seg.train.scale_range'")]
+    for change, message in bad:
+        config = copy.deepcopy(demo)
+        config["cam"]["methods"] = ["cam", "clims"]
+        config["seg"].update(change)
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            validate_config(config, base_dir=REPO)
+    no_cam = copy.deepcopy(filled)  # other stages' checks would object first, so the seg check alone
+    no_cam["cam"]["methods"], no_cam["seg"]["pseudo_methods"] = ["puzzlecam"], ["puzzlecam"]
+    with pytest.raises(ConfigError, match="'seg.init': cam takes the plain cam network's trunk"):
+        _check_seg(no_cam, REPO)
