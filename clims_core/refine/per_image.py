@@ -50,6 +50,18 @@ def check_keys(store_path: Path, image_id: str, keys: np.ndarray, labels: np.nda
                          f"labels it {[classes[k] for k in labelled]} (a CAM store of another dataset?)")
 
 
+def image_and_cams(manifest: Manifest, store: CamStore, image_id: str,
+                   labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image (H x W x 3) with its stored CAMs, checked to match it in size and labelled classes."""
+    image = load_rgb(manifest.image_path(image_id))
+    keys, cams = store.read(image_id)
+    if cams.shape[1:] != image.shape[:2]:
+        raise ValueError(f"{store.path}: image {image_id!r} has CAMs of {cams.shape[1]} x {cams.shape[2]} px "
+                         f"but the image is {image.shape[0]} x {image.shape[1]}")
+    check_keys(store.path, image_id, keys, labels, manifest.classes)
+    return image, keys, cams
+
+
 def _chunks(n_items: int, processes: int) -> int:
     return max(1, min(16, n_items // (8 * processes)))
 

@@ -21,7 +21,7 @@ from clims_core.io.cam_store import CamStore
 from clims_core.io.masks import save_mask
 from clims_core.refine.crf import CrfSettings, crf_mask
 from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, shard_ids, write_index
-from clims_core.refine.per_image import check_keys, check_store_covers, load_rgb, run_per_image, split_ids
+from clims_core.refine.per_image import check_store_covers, image_and_cams, run_per_image, split_ids
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,7 @@ class _CrfMaskJob:
     settings: CrfMaskSettings
 
     def __call__(self, image_id: str) -> dict[str, int]:
-        image = load_rgb(self.manifest.image_path(image_id))
-        keys, cams = self.store.read(image_id)
-        if cams.shape[1:] != image.shape[:2]:
-            raise ValueError(f"{self.store.path}: image {image_id!r} has CAMs of {cams.shape[1]} x {cams.shape[2]} px "
-                             f"but the image is {image.shape[0]} x {image.shape[1]}")
-        check_keys(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
+        image, keys, cams = image_and_cams(self.manifest, self.store, image_id, self.labels[image_id])
         mask = crf_mask(image, cams, keys, self.settings.bg_thres, self.settings.crf, self.settings.unary)
         save_mask(self.folder / mask_relpath(image_id), mask)
         return mask_stats(mask)
