@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -63,3 +65,36 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+VOC_SPLITS = {"train_aug": 10_582, "train": 1_464, "val": 1_449}
+
+
+def make_fake_voc(root: Path) -> Path:
+    """A VOC tree with VOC's split sizes and 4 px images: all that planning may look at (lists and folders)."""
+    for folder in ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Segmentation", "ImageSets/SegmentationAug"):
+        (root / folder).mkdir(parents=True)
+    train_aug = [f"2007_{i:06d}" for i in range(VOC_SPLITS["train_aug"])]
+    val = [f"2008_{i:06d}" for i in range(VOC_SPLITS["val"])]
+    tiny = Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8))
+    for image_id in train_aug + val:
+        tiny.save(root / "JPEGImages" / f"{image_id}.jpg")
+    (root / "ImageSets/SegmentationAug/train_aug.txt").write_text("\n".join(train_aug) + "\n")
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(train_aug[:VOC_SPLITS["train"]]) + "\n")
+    (root / "ImageSets/Segmentation/val.txt").write_text("\n".join(val) + "\n")
+    return root
+
+
+def voc_plan_config(voc_root: Path, scratch: Path) -> dict:
+    """config/voc12.yaml on a fake VOC tree, with a tiny CLIP checkpoint and an empty ResNet-50 file (never loaded)."""
+    from clims_core.models.clip import build_clip, save_clip_checkpoint
+    from tests.conftest import TINY_CLIP_CFG
+
+    config = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
+    config["data"]["root"] = str(voc_root)
+    weights = scratch / "clip.pt"  # a tiny CLIP checkpoint of ours stands in for OpenAI's ViT-B-16.pt
+    save_clip_checkpoint(weights, build_clip(TINY_CLIP_CFG), TINY_CLIP_CFG, {}, 0, model_name="tiny")
+    config["clip"].update(model=None, weights=str(weights))
+    (scratch / "resnet50.pth").write_bytes(b"")  # planning checks that the file exists; nothing loads it
+    config["cam"]["backbone_weights"] = str(scratch / "resnet50.pth")
+    return config
