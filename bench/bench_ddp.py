@@ -37,7 +37,7 @@ def main() -> None:
                          "n_val": 10, "n_captions": 10, "classes": CLASSES, "stuff_classes": STUFF}, work / "world", 2)
     prepare_data.run(prepare_data.PrepareSettings(root=work / "world" / "VOC", classes=CLASSES, stuff_classes=STUFF,
                                                   threads=2), work / "manifest.json")
-    cam = {"backbone": {"depth": 18, "width": 32, "strides": [2, 2, 2, 1], "norm": "frozen"}, "backbone_weights": None,
+    cam = {"backbone": {"depth": 18, "width": 32, "strides": [2, 2, 2, 1], "norm": "batch"}, "backbone_weights": None,
            "train": {"epochs": args.epochs, "batch_size": args.batch, "lr": 0.1, "weight_decay": 1e-4,
                      "momentum": 0.9, "crop": 128, "resize_long": [96, 160], "workers": 0},
            "puzzlecam": {"alpha": 4.0, "schedule": 0.5, "level": "feature"}}

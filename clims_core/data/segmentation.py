@@ -124,14 +124,26 @@ class PassSampler(Sampler[tuple[int, int]]):
             raise ValueError("cannot sample from an empty dataset")
         self.size, self.seed, self.stream, self.shuffle = size, seed, stream, shuffle
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        draw = 0
+    def _order(self, draw: int) -> np.ndarray:
+        return (np.random.default_rng([self.seed, self.stream, draw]).permutation(self.size) if self.shuffle
+                else np.arange(self.size))
+
+    def keys(self, start: int = 0) -> Iterator[tuple[int, int]]:
+        """The key sequence from its ``start``-th item on (computed, not replayed: resuming is free)."""
+        draw, offset = divmod(start, self.size)
         while True:
-            order = (np.random.default_rng([self.seed, self.stream, draw]).permutation(self.size) if self.shuffle
-                     else np.arange(self.size))
-            for index in order:
+            for index in self._order(draw)[offset:]:
                 yield draw, int(index)
-            draw += 1
+            draw, offset = draw + 1, 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return self.keys()
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[list[tuple[int, int]]]:
+        """Consecutive ``batch_size`` keys (a batch may span two passes), from global batch ``start`` on."""
+        keys = self.keys(start * batch_size)
+        while True:
+            yield [next(keys) for _ in range(batch_size)]
 
 
 class EvalDataset(Dataset):

@@ -34,7 +34,7 @@ from clims_core.stages.clims_objective import ClimsObjective
 from clims_core.stages.clims_settings import ClimsSettings
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
-from clims_core.training.loop import LoopSettings, ResumeState, train_loop
+from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
@@ -193,12 +193,13 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
                         settings.method == "clims" and settings.clims.background_channel)
     if init_checkpoint is not None:
         initialise_from(model, init_checkpoint)
-    model = model.to(device, memory_format=memory_format(device)).train()
+    model = dist.prepare(model.to(device, memory_format=memory_format(device)).train(), device)
     objective = make_objective(model, settings, manifest.classes, device, init_checkpoint, clip)
     optimizer = make_optimizer(model, settings)
-    loop = LoopSettings(settings.epochs, settings.batch_size, settings.seed, settings.workers, settings.checkpoint_every)
+    source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"train_cam[{settings.method}]")
     identity = canonical_json([asdict(settings), str(init_checkpoint), clip, code_version()])
-    history, steps = train_loop(objective, model, optimizer, dataset, loop, device, dist,
+    history, steps = train_loop(LossStep(objective, device, dist), model, optimizer, source,
+                                LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
                                 ResumeState(resume_path, identity), f"train_cam[{settings.method}]", poly,
                                 shown=("loss", "otm", "btm", "cbs", "re"))
     metrics = {"method": settings.method, "code_version": code_version(), "steps": steps, "history": history,

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
+from torch import nn
 
 from clims_core.data.manifest import Manifest
-from clims_core.device import autocast, memory_format, pick_device
+from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.losses.irn import class_boundary_loss
@@ -35,6 +34,9 @@ from clims_core.models.irn import EdgeNet
 from clims_core.refine.affinity import PairIndex
 from clims_core.refine.irn_data import AffinityDataset
 from clims_core.refine.mask_folder import MaskFolder
+from clims_core.tags import canonical_json
+from clims_core.training import distributed
+from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
@@ -59,6 +61,7 @@ class IrnTrainSettings:
     device: str = "auto"
     threads: int = 1
     workers: int = 0
+    checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
@@ -96,22 +99,32 @@ def load_irn_model(checkpoint_path: str | Path) -> tuple[EdgeNet, dict[str, Any]
     return model.eval(), payload
 
 
-def train_step(model: EdgeNet, pairs: PairIndex, images: torch.Tensor, labels: torch.Tensor,
-               device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-    with autocast(device):
-        logits = model(images)
-    boundary = torch.sigmoid(logits.float())[:, 0]
-    affinity = pairs.affinity(boundary)
-    bg_pos, fg_pos, neg = pairs.labels(labels)
-    return class_boundary_loss(affinity, bg_pos, fg_pos, neg)
+class IrnObjective(nn.Module):
+    """The class-boundary loss of a batch: boundary map -> path affinities -> IRNet's bg_pos / fg_pos / neg terms."""
+
+    def __init__(self, model: EdgeNet, pairs: PairIndex, dist: distributed.Distributed | None = None):
+        super().__init__()
+        self.model, self.pairs, self.dist = model, pairs, dist or distributed.Distributed()
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
+        boundary = torch.sigmoid(self.model(images).float())[:, 0]
+        affinity = self.pairs.affinity(boundary)
+        bg_pos, fg_pos, neg = self.pairs.labels(labels)
+        # pair counts of the global batch, so n processes give one process's gradient (see class_boundary_loss)
+        return class_boundary_loss(affinity, bg_pos, fg_pos, neg, self.dist.total, self.dist.world_size)
 
 
 def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: str | Path,
         checkpoint_path: str | Path, metrics_path: str | Path, cam_checkpoint: str | Path | None = None,
-        config: dict | None = None) -> dict[str, Any]:
-    """Train the boundary branch; write the checkpoint (with the trunk and its architecture) and a metrics JSON."""
+        config: dict | None = None, resume_path: str | Path | None = None) -> dict[str, Any]:
+    """Train the boundary branch; write the checkpoint (with the trunk and its architecture) and a metrics JSON.
+
+    Under ``torchrun`` each process trains on its share of every global batch (DDP); ``resume_path`` is the step
+    checkpoint in the work folder that a killed run continues from."""
     start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
+    dist = distributed.context(device)
+    device = dist.device(device)
     torch.manual_seed(settings.seed)
     manifest = Manifest.load(manifest_path)
     ir_labels = MaskFolder.load(ir_index_path)
@@ -121,46 +134,40 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     dataset = AffinityDataset([manifest.image_path(i) for i in ir_labels.ids],
                               [ir_labels.mask_path(i) for i in ir_labels.ids], settings.crop, settings.scales, STRIDE,
                               True, settings.seed)
+    source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"{ir_index_path}")
     trunk = build_trunk(settings, cam_checkpoint)
-    model = EdgeNet(trunk).to(device, memory_format=memory_format(device)).train()
-    pairs = PairIndex.build(settings.crop // STRIDE, settings.crop // STRIDE, settings.radius)
+    model = dist.prepare(EdgeNet(trunk).to(device, memory_format=memory_format(device)).train(), device)
+    objective = IrnObjective(model, PairIndex.build(settings.crop // STRIDE, settings.crop // STRIDE, settings.radius),
+                             dist)
     optimizer = torch.optim.SGD(model.branch_parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
-    generator = torch.Generator().manual_seed(settings.seed)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, drop_last=True, generator=generator,
-                        num_workers=settings.workers, persistent_workers=settings.workers > 0)
-    if len(loader) == 0:
-        raise ValueError(f"{ir_index_path}: {len(dataset)} images, fewer than one batch of {settings.batch_size}")
-    total = settings.epochs * len(loader)
-    history: list[dict[str, float]] = []
-    step = 0
-    for epoch in range(settings.epochs):
-        dataset.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"train_irn epoch {epoch + 1}/{settings.epochs}", unit="batch", mininterval=2.0)
-        for images, labels, _ in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = settings.lr * poly(step, total)
-            images = images.to(device, memory_format=memory_format(device))
-            loss, parts = train_step(model, pairs, images, labels.to(device), device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            parts = {"loss": loss.item(), **parts}
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value
-            bar.set_postfix({key: f"{value:.3f}" for key, value in parts.items()})
-        history.append({key: value / len(loader) for key, value in sums.items()})
-        log.info("epoch %d/%d: %s", epoch + 1, settings.epochs, {k: round(v, 4) for k, v in history[-1].items()})
-    model = model.cpu().eval()
-    metrics = {"trunk": settings.trunk, "code_version": code_version(), "steps": step, "history": history,
-               "seconds": time.perf_counter() - start, "images": len(dataset)}
-    architecture = {"backbone": asdict(trunk.spec) | {"weights": None}, "crop": settings.crop}
-    save_checkpoint(checkpoint_path, model.state_dict(), config or {}, step, architecture=architecture,
-                    metrics=metrics)
-    write_json(metrics_path, metrics)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = settings.lr
+    identity = canonical_json([asdict(settings), str(ir_index_path), str(cam_checkpoint), code_version()])
+    history, steps = train_loop(LossStep(objective, device, dist), model, optimizer, source,
+                                LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
+                                ResumeState(resume_path, identity), "train_irn", poly)
+    metrics = {"trunk": settings.trunk, "code_version": code_version(), "steps": steps, "history": history,
+               "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
+    if dist.is_main:
+        architecture = {"backbone": asdict(trunk.spec) | {"weights": None}, "crop": settings.crop}
+        save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
+                        architecture=architecture, metrics=metrics)
+        write_json(metrics_path, metrics)
+        ResumeState(resume_path, identity).clear()
+    dist.barrier()
+    dist.close()
     return metrics
+
+
+def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
+    a = arguments
+    settings = settings_from_config(a["refine"], a["cam"], a["seed"], a["device"], a["threads"],
+                                    a.get("checkpoint_every", 50))
+    section = {"method": a["method"], "irn": dict(a["refine"]["irn"])}
+    return run(settings, a["manifest"], a["ir_labels"], a["checkpoint"], a["metrics"],
+               cam_checkpoint=a.get("cam_checkpoint"), config=section, resume_path=a.get("resume"))
 
 
 def resolve_trunk(trunk: str, backbone_weights: str | None) -> str:
@@ -170,7 +177,8 @@ def resolve_trunk(trunk: str, backbone_weights: str | None) -> str:
     return trunk
 
 
-def settings_from_config(refine: dict, cam: dict, seed: int, device: str, threads: int) -> IrnTrainSettings:
+def settings_from_config(refine: dict, cam: dict, seed: int, device: str, threads: int,
+                         checkpoint_every: int = 50) -> IrnTrainSettings:
     """Config sections -> settings (``refine.irn``; ``cam.backbone`` and ``cam.backbone_weights`` for imagenet)."""
     irn = refine["irn"]
     trunk = resolve_trunk(irn["trunk"], cam["backbone_weights"])
@@ -178,4 +186,5 @@ def settings_from_config(refine: dict, cam: dict, seed: int, device: str, thread
     return IrnTrainSettings(trunk=trunk, backbone=backbone, epochs=irn["epochs"], batch_size=irn["batch_size"],
                             crop=irn["crop"], scales=tuple(irn["scales"]), lr=irn["lr"],
                             weight_decay=irn["weight_decay"], momentum=irn["momentum"], radius=irn["radius"],
-                            seed=seed, device=device, threads=threads, workers=irn["workers"])
+                            seed=seed, device=device, threads=threads, workers=irn["workers"],
+                            checkpoint_every=checkpoint_every)

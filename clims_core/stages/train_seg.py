@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import (AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset,
@@ -33,6 +31,9 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, PerturbationSettings
 from clims_core.stages.cct_objective import CctLossSettings, cct_step
 from clims_core.stages.train_cam import load_cam_model
+from clims_core.tags import canonical_json
+from clims_core.training import distributed
+from clims_core.training.loop import LoopSettings, PairedStreams, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
@@ -66,6 +67,7 @@ class SegTrainSettings:
     device: str = "auto"
     threads: int = 1
     workers: int = 0
+    checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -133,15 +135,30 @@ def make_optimizer(model: CCT, settings: SegTrainSettings) -> torch.optim.SGD:
                            lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
-def _loader(dataset: SegmentationDataset, batch: int, seed: int, stream: int, workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch, sampler=PassSampler(len(dataset), seed, stream), drop_last=True,
-                      num_workers=workers, persistent_workers=workers > 0)
+class CctStep:
+    """One CCT step on a (pixel-labeled, image-level) pair of batches. :func:`cct_step` runs several backward passes
+    (to bound memory), which DDP's hooks do not allow, so gradients are averaged over processes afterwards."""
+
+    def __init__(self, model: CCT, losses: CctLossSettings, weak: bool, device: torch.device,
+                 dist: distributed.Distributed):
+        self.model, self.losses, self.weak, self.device, self.dist = model, losses, weak, device, dist
+
+    def __call__(self, batch: tuple, step: int, total: int) -> dict[str, float]:
+        (images_l, target_l, _), (images_u, target_u, _) = batch
+        with autocast(self.device):
+            parts = cct_step(self.model, images_l, target_l, images_u, target_u if self.weak else None, step, total,
+                             self.losses)
+        self.dist.average_gradients(self.model)
+        return parts
 
 
 def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: str | Path, metrics_path: str | Path,
         pseudo_index: str | Path | None = None, init_checkpoint: str | Path | None = None,
-        config: dict | None = None) -> dict:
-    """Train; write the checkpoint (with the architecture) and a metrics JSON (loss parts per epoch, set sizes)."""
+        config: dict | None = None, resume_path: str | Path | None = None) -> dict:
+    """Train; write the checkpoint (with the architecture) and a metrics JSON (loss parts per epoch, set sizes).
+
+    Under ``torchrun`` each process trains on its share of both global batches; ``resume_path`` is the step checkpoint
+    in the work folder that a killed run continues from."""
     start = time.perf_counter()
     manifest = Manifest.load(manifest_path)
     n_classes = len(manifest.classes)
@@ -158,59 +175,55 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
         raise ValueError("seg.init cam needs the CAM checkpoint (init_checkpoint)")
 
     device = pick_device(settings.device, settings.threads)
+    dist = distributed.context(device)
+    device = dist.device(device)
     torch.manual_seed(settings.seed)
     model = build_model(settings, n_classes + 1, init_checkpoint).to(device, memory_format=memory_format(device))
-    model.train()
+    model = dist.prepare(model.train(), device)
     optimizer = make_optimizer(model, settings)
 
     labeled = SegmentationDataset(labeled_images, labeled_masks, n_classes, settings.augment, settings.seed, stream=0)
     unlabeled = SegmentationDataset([manifest.image_path(i) for i in unlabeled_ids], pseudo_paths, n_classes,
                                     settings.augment, settings.seed, stream=1)
-    labeled_batches = iter(_loader(labeled, settings.batch_labeled, settings.seed, 0, settings.workers))
-    unlabeled_batches = iter(_loader(unlabeled, settings.batch_unlabeled, settings.seed, 1, settings.workers))
-    steps_per_epoch = len(unlabeled) // settings.batch_unlabeled
-    total = settings.epochs * steps_per_epoch
-    log.info("%s: %d pixel-labeled + %d image-level images (%s), %d steps, %d auxiliary decoders, on %s",
+    source = PairedStreams([(labeled, PassSampler(len(labeled), settings.seed, 0), settings.batch_labeled),
+                            (unlabeled, PassSampler(len(unlabeled), settings.seed, 1), settings.batch_unlabeled)],
+                           settings.workers)
+    log.info("%s: %d pixel-labeled + %d image-level images (%s), %d steps, %d auxiliary decoders, on %s x %d",
              settings.run, len(labeled), len(unlabeled), "pseudo masks" if pseudo_paths else "no pseudo masks",
-             total, len(model.aux_decoders), device)
-
-    history: list[dict[str, float]] = []
-    sums: dict[str, float] = {}
-    bar = tqdm(range(total), desc=f"train_seg[{settings.run}]", unit="step", mininterval=2.0)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * poly(step, total, settings.poly_power)
-        images_l, target_l, _ = next(labeled_batches)
-        images_u, target_u, _ = next(unlabeled_batches)
-        images_l = images_l.to(device, memory_format=memory_format(device))
-        images_u = images_u.to(device, memory_format=memory_format(device))
-        target_l, target_u = target_l.to(device), target_u.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device):
-            parts = cct_step(model, images_l, target_l, images_u, target_u if pseudo_paths else None, step, total,
-                             settings.losses)
-        optimizer.step()
-        for key, value in parts.items():
-            sums[key] = sums.get(key, 0.0) + value
-        bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k in ("loss", "sup", "unsup", "weak")})
-        if (step + 1) % steps_per_epoch == 0:
-            history.append({key: value / steps_per_epoch for key, value in sums.items()})
-            sums = {}
-            log.info("epoch %d/%d: %s", len(history), settings.epochs,
-                     {k: round(v, 4) for k, v in history[-1].items()})
-    model = model.cpu().eval()
-    metrics = {"run": settings.run, "method": settings.method, "code_version": code_version(), "steps": total,
+             settings.epochs * source.steps_per_epoch, len(model.aux_decoders), device, dist.world_size)
+    identity = canonical_json([asdict(settings), str(pseudo_index), str(init_checkpoint), code_version()])
+    history, steps = train_loop(CctStep(model, settings.losses, pseudo_paths is not None, device, dist), model,
+                                optimizer, source, LoopSettings(settings.epochs, settings.checkpoint_every), device,
+                                dist, ResumeState(resume_path, identity), f"train_seg[{settings.run}]",
+                                lambda step, total: poly(step, total, settings.poly_power),
+                                shown=("loss", "sup", "unsup", "weak"))
+    metrics = {"run": settings.run, "method": settings.method, "code_version": code_version(), "steps": steps,
                "history": history, "seconds": time.perf_counter() - start, "pixel_labeled": len(labeled),
                "image_labeled": len(unlabeled), "pseudo_masks": str(pseudo_index) if pseudo_index else None,
-               "init": settings.init, "aux_decoders": len(model.aux_decoders)}
-    save_checkpoint(checkpoint_path, model.state_dict(), config or {}, total,
-                    architecture=architecture(settings, n_classes + 1), metrics=metrics)
-    write_json(metrics_path, metrics)
-    log.info("%s: %d steps in %.0f s", settings.run, total, metrics["seconds"])
+               "init": settings.init, "aux_decoders": len(model.aux_decoders), "processes": dist.world_size}
+    if dist.is_main:
+        save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
+                        architecture=architecture(settings, n_classes + 1), metrics=metrics)
+        write_json(metrics_path, metrics)
+        ResumeState(resume_path, identity).clear()
+        log.info("%s: %d steps in %.0f s", settings.run, steps, metrics["seconds"])
+    dist.barrier()
+    dist.close()
     return metrics
 
 
-def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device: str, threads: int) -> SegTrainSettings:
+def run_from_arguments(arguments: dict[str, Any]) -> dict:
+    """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
+    a = arguments
+    settings = settings_from_config(a["run"], a["seg"], a["cam"], a["seed"], a["device"], a["threads"],
+                                    a.get("checkpoint_every", 50))
+    section = {"run": a["run"], "seg": dict(a["seg"]), "cam_backbone": dict(a["cam"]["backbone"])}
+    return run(settings, a["manifest"], a["checkpoint"], a["metrics"], pseudo_index=a.get("pseudo"),
+               init_checkpoint=a.get("init"), config=section, resume_path=a.get("resume"))
+
+
+def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device: str, threads: int,
+                         checkpoint_every: int = 50) -> SegTrainSettings:
     """Config sections -> settings: the trunk's depth, width and norm are ``cam.backbone``'s (so ``seg.init: cam`` fits
     and VOC uses the same ImageNet ResNet), at ``seg.output_stride``."""
     cct, train = seg["cct"], seg["train"]
@@ -233,4 +246,5 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
         perturbations=perturbations, losses=losses, augment=augment, epochs=train["epochs"],
         batch_labeled=train["batch_labeled"], batch_unlabeled=train["batch_unlabeled"], lr=train["lr"],
         backbone_lr_multiplier=train["backbone_lr_multiplier"], momentum=train["momentum"],
-        weight_decay=train["weight_decay"], seed=seed, device=device, threads=threads, workers=train["workers"])
+        weight_decay=train["weight_decay"], seed=seed, device=device, threads=threads, workers=train["workers"],
+        checkpoint_every=checkpoint_every)

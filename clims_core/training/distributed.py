@@ -37,6 +37,31 @@ class Distributed:
             return torch.device("cuda", self.local_rank)
         return device
 
+    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """SyncBatchNorm on CUDA, so trained BatchNorm sees the global batch's statistics as one process would.
+
+        PyTorch syncs BatchNorm only on accelerators; CPU (gloo) processes keep per-process statistics, which is why
+        the CPU equivalence test uses frozen BatchNorm. Parameters are kept (the optimizer may already hold them)."""
+        if self.enabled and device.type == "cuda":
+            return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model
+
+    def average_gradients(self, module: nn.Module) -> None:
+        """All-reduce the gradients of ``module`` to their mean over processes (for steps that run several backward
+        passes, which DDP's one-forward-one-backward hooks do not allow); one collective for all of them."""
+        if not self.enabled:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
     def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
         """DDP around ``module`` (its ``forward`` must compute the whole loss, so every parameter use is seen)."""
         if not self.enabled:
@@ -57,6 +82,14 @@ class Distributed:
         tensor = torch.tensor([value], dtype=torch.float64)
         dist.all_reduce(tensor)
         return float(tensor.item()) / self.world_size
+
+    def total(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A tensor summed over processes (a detached copy: for normalisers such as a loss's global pair count)."""
+        if not self.enabled:
+            return tensor
+        tensor = tensor.detach().clone()
+        dist.all_reduce(tensor)
+        return tensor
 
     def any(self, flag: bool) -> bool:
         """True in every process when ``flag`` is true in any (so all stop at the same step)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from clims_core.io.atomic import write_json
 
-STAGES = {"train_cam": "clims_core.stages.train_cam"}
+STAGES = {stage: f"clims_core.stages.{stage}" for stage in ("train_cam", "train_irn", "train_seg")}
 
 
 def torchrun_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:

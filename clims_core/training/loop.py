@@ -1,9 +1,13 @@
-"""The training loop shared by the stages: seeded batch plan, DDP, step checkpoints for resume, progress, history.
+"""The training loop shared by the stages: seeded batch plans, DDP, step checkpoints for resume, progress, history.
 
-Why a batch plan instead of ``DataLoader(shuffle=True)``: the order of every epoch is a pure function of
-``(seed, epoch)``, and each sample's augmentation of ``(seed, epoch, index)`` (see the datasets). So a run resumed
-from a step checkpoint sees exactly the batches an uninterrupted run would, and ``n`` DDP processes, each taking
-every ``n``-th sample of a global batch, together see the same global batches as one process does.
+Why batch plans instead of ``DataLoader(shuffle=True)``: the order of every epoch is a pure function of
+``(seed, epoch)`` (:class:`EpochPlan`: ``train_cam``, ``train_irn``) or of the step (:class:`PairedStreams`:
+``train_seg``'s pixel-labeled and image-level streams), and each sample's augmentation of its key (see the datasets).
+So a run resumed from a step checkpoint sees exactly the batches an uninterrupted run would, and ``n`` DDP processes,
+each taking every ``n``-th sample of a global batch, together see the same global batches as one process does.
+
+A step function does forward and backward and leaves the gradients averaged over processes: :class:`LossStep` through
+DDP for one-forward objectives, or its own all-reduce (``train_seg``'s chunked backward).
 
 Step checkpoints (model, optimizer, step, history) live in a work folder, never beside the declared outputs: a job
 killed by SIGKILL resumes from the last one; SIGTERM (Slurm's preemption and time limit, Snakemake's Ctrl-C) writes
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +41,6 @@ TERMINATED_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a job ende
 @dataclass(frozen=True)
 class LoopSettings:
     epochs: int
-    batch_size: int  # the global batch, over all processes
-    seed: int = 0
-    workers: int = 0
     checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
 
@@ -46,6 +48,73 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     """The global batches of one epoch: a permutation seeded by (seed, epoch), the last partial batch dropped."""
     order = np.random.default_rng([seed, epoch, 7]).permutation(n)
     return [order[i:i + batch_size].tolist() for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def _loader(dataset: Dataset, plan: list[list[Any]], workers: int) -> Iterator[Any]:
+    if not plan:
+        return iter(())
+    return iter(DataLoader(dataset, batch_sampler=plan, num_workers=workers))
+
+
+class EpochPlan:
+    """One dataset, a fresh seeded permutation per epoch (``train_cam``, ``train_irn``); a batch is the dataset's
+    collated items. Datasets with ``set_epoch`` draw their augmentation from ``(seed, epoch, index)``."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, workers: int = 0, name: str = "training"):
+        self.dataset, self.batch_size, self.seed, self.workers = dataset, batch_size, seed, workers
+        self.steps_per_epoch = len(dataset) // batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{name}: {len(dataset)} images are fewer than one batch of {batch_size}")
+
+    def epoch(self, epoch: int, first: int, dist: Distributed) -> Iterator[Any]:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        plan = [dist.share(b) for b in epoch_batches(len(self.dataset), self.batch_size, self.seed, epoch)]
+        return _loader(self.dataset, plan[first:], self.workers)
+
+
+class PairedStreams:
+    """Two endless streams of ``(pass, index)`` keys (:class:`~clims_core.data.segmentation.PassSampler`), one batch
+    of each per step (``train_seg``: pixel-labeled + image-level); an epoch is one pass over the second stream.
+
+    Global batch ``b`` of a stream is items ``b * batch .. (b + 1) * batch - 1`` of its key sequence, so step ``s``
+    reads batch ``s`` of both, whichever process or resumed run asks."""
+
+    def __init__(self, streams: list[tuple[Dataset, Any, int]], workers: int = 0):
+        self.streams, self.workers = streams, workers  # (dataset, sampler with .batches(batch, start), batch size)
+        self.steps_per_epoch = len(streams[-1][0]) // streams[-1][2]
+
+    def epoch(self, epoch: int, first: int, dist: Distributed) -> Iterator[tuple[Any, ...]]:
+        start, count = epoch * self.steps_per_epoch + first, self.steps_per_epoch - first
+        loaders = [_loader(dataset, [dist.share(b) for b in islice(sampler.batches(batch, start), count)],
+                           self.workers) for dataset, sampler, batch in self.streams]
+        return zip(*loaders)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Tensors of a (nested) batch onto ``device``; image batches (4-D floating) in the device's memory format."""
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 4 and batch.is_floating_point():
+            return batch.to(device, memory_format=memory_format(device))
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(item, device) for item in batch)
+    return batch
+
+
+class LossStep:
+    """Forward and backward of an ``nn.Module`` objective, ``objective(images, labels, step, total) -> (loss, parts)``,
+    DDP-wrapped when distributed (so its one forward must compute the whole loss, every parameter use seen)."""
+
+    def __init__(self, objective: nn.Module, device: torch.device, dist: Distributed):
+        self.wrapped, self.device = dist.wrap(objective, device), device
+
+    def __call__(self, batch: Any, step: int, total: int) -> dict[str, float]:
+        images, labels = batch[0], batch[1]
+        with autocast(self.device):
+            loss, parts = self.wrapped(images, labels, step, total)
+        loss.backward()
+        return {"loss": loss.item(), **parts}
 
 
 class _Terminated:
@@ -103,27 +172,20 @@ class ResumeState:
             self.path.unlink(missing_ok=True)
 
 
-StepFunction = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, dict[str, float]]]
+StepFunction = Callable[[Any, int, int], dict[str, float]]
 
 
-def _batches(dataset: Dataset, plan: list[list[int]], workers: int) -> Iterator[Any]:
-    if not plan:
-        return iter(())
-    return iter(DataLoader(dataset, batch_sampler=plan, num_workers=workers))
+def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.Optimizer,
+               source: EpochPlan | PairedStreams, settings: LoopSettings, device: torch.device, dist: Distributed,
+               resume: ResumeState, desc: str, lr_factor: Callable[[int, int], float],
+               shown: tuple[str, ...] = ("loss",)) -> tuple[list[dict], int]:
+    """Run ``settings.epochs`` epochs of ``step_fn(batch, step, total) -> parts`` (forward and backward, gradients
+    averaged over processes; the loop zeroes them and steps the optimizer), batches from ``source``.
 
-
-def train_loop(objective: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset,
-               settings: LoopSettings, device: torch.device, dist: Distributed, resume: ResumeState, desc: str,
-               lr_factor: Callable[[int, int], float], shown: tuple[str, ...] = ("loss",)) -> tuple[list[dict], int]:
-    """Run ``settings.epochs`` epochs of ``objective(images, labels, step, total) -> (loss, parts)``.
-
-    ``objective`` (an ``nn.Module`` holding ``model``) is what DDP wraps, so one forward computes the whole loss.
     The optimizer's groups carry ``initial_lr``; each step sets ``lr = initial_lr * lr_factor(step, total)``.
-    Returns the per-epoch means of the loss parts and the number of steps.
+    Returns the per-epoch means of the loss parts (over processes too) and the number of steps.
     """
-    steps_per_epoch = len(dataset) // settings.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"{desc}: {len(dataset)} images are fewer than one batch of {settings.batch_size}")
+    steps_per_epoch = source.steps_per_epoch
     total = settings.epochs * steps_per_epoch
     step, history, sums = 0, [], {}
     state = resume.load()
@@ -132,28 +194,19 @@ def train_loop(objective: nn.Module, model: nn.Module, optimizer: torch.optim.Op
         optimizer.load_state_dict(state["optimizer"])
         step, history, sums = state["step"], list(state["history"]), dict(state.get("epoch_sums", {}))
         log.info("%s: resuming at step %d of %d from %s", desc, step, total, resume.path)
-    wrapped = dist.wrap(objective, device)
-    fmt = memory_format(device)
     with _Terminated() as terminated:
         while step < total:
             epoch, first = divmod(step, steps_per_epoch)
-            if hasattr(dataset, "set_epoch"):
-                dataset.set_epoch(epoch)
-            plan = [dist.share(b) for b in epoch_batches(len(dataset), settings.batch_size, settings.seed, epoch)]
-            bar = tqdm(_batches(dataset, plan[first:], settings.workers), total=steps_per_epoch, initial=first,
+            bar = tqdm(source.epoch(epoch, first, dist), total=steps_per_epoch, initial=first,
                        desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", unit="batch", mininterval=2.0,
                        disable=not dist.is_main)
-            for images, labels, *_ in bar:
+            for batch in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * lr_factor(step, total)
-                images = images.to(device, memory_format=fmt)
-                with autocast(device):
-                    loss, parts = wrapped(images, labels.to(device), step, total)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                parts = step_fn(to_device(batch, device), step, total)
                 optimizer.step()
                 step += 1
-                parts = {"loss": loss.item(), **parts}
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + value
                 bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k in shown}, refresh=False)

@@ -83,6 +83,14 @@ def test_pass_sampler_permutes_each_pass_and_is_reproducible():
     assert keys != list(islice(iter(PassSampler(5, seed=1, stream=1)), 15))
 
 
+def test_pass_sampler_batches_from_any_start_continue_the_key_sequence():
+    sampler = PassSampler(5, seed=1)
+    keys = list(islice(iter(sampler), 15))
+    batches = list(islice(sampler.batches(3), 5))
+    assert [k for b in batches for k in b] == keys  # batches span passes (batch 2 takes pass 0's last and pass 1's)
+    assert list(islice(sampler.batches(3, start=3), 2)) == batches[3:]  # a resumed run reads what it would have
+
+
 def test_splits_and_image_level_set(voc_tree, tmp_path):
     from clims_core.stages.prepare_data import PrepareSettings, run
 

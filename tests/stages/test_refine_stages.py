@@ -4,6 +4,9 @@ sharded runs merge into exactly the unsharded result, a pool of processes gives 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from clims_core.refine.crf import CrfSettings
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.stages import (cam_to_ir_label, crf_masks, eval_masks, make_cams, make_pseudo_masks, merge_masks,
                                train_cam, train_irn)
+from clims_core.training.launch import torchrun_command
 
 FAST_CRF = CrfSettings(iterations=3)
 
@@ -93,6 +97,33 @@ def test_irn_trains_only_its_branch_on_the_frozen_cam_trunk(cams, irn):
     model, payload = train_irn.load_irn_model(irn["checkpoint"])
     assert payload["architecture"]["crop"] == 64
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1, 16, 16)
+
+
+def test_irn_in_two_gloo_processes_matches_one_process(cams, ir_labels, tmp_path):
+    """train_irn under torchrun: each process takes half of every global batch, DDP averages the branch's gradients
+    (the trunk is frozen and the branch uses GroupNorm, so nothing depends on the per-process batch)."""
+    irn = {"trunk": "cam", "epochs": 1, "batch_size": 16, "crop": 64, "scales": [0.5, 1.0, 1.5], "lr": 0.1,
+           "weight_decay": 1e-4, "momentum": 0.9, "radius": 5, "workers": 0}
+    weights = {}
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}"
+        arguments = {"method": "cam", "refine": {"irn": irn}, "cam": {"backbone": {}, "backbone_weights": None},
+                     "seed": 0, "device": "cpu", "threads": 1, "checkpoint_every": 0,
+                     "manifest": str(cams["manifest"]), "ir_labels": str(ir_labels / "index.json"),
+                     "cam_checkpoint": str(cams["checkpoint"]), "checkpoint": str(out / "model.pt"),
+                     "metrics": str(out / "metrics.json"), "resume": str(out / "resume.pt")}
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        path = out / "arguments.json"
+        out.mkdir()
+        path.write_text(json.dumps(arguments))
+        command = (torchrun_command("train_irn", path, processes) if processes > 1
+                   else [sys.executable, "-m", "clims_core.training.launch", "train_irn", str(path)])
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert json.loads((out / "metrics.json").read_text())["processes"] == processes
+        weights[processes] = load_checkpoint(out / "model.pt")["model"]
+    for name, value in weights[1].items():
+        assert torch.allclose(value, weights[2][name], rtol=1e-3, atol=1e-5), name
 
 
 def test_pseudo_masks_sharded_equal_whole_and_are_evaluated(cams, irn, tmp_path):

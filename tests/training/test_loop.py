@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from torch import nn
+from torch.utils.data import Dataset
+
+from clims_core.data.segmentation import PassSampler
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.training.distributed import Distributed
 from clims_core.training.launch import torchrun_command
-from clims_core.training.loop import TERMINATED_EXIT_CODE, epoch_batches
+from clims_core.training.loop import (TERMINATED_EXIT_CODE, LoopSettings, PairedStreams, ResumeState, epoch_batches,
+                                      train_loop)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,3 +121,90 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(tiny_world, uninte
     for name, value in _weights(reference).items():
         assert torch.equal(value, _weights(out)[name]), name
     assert not (out / "resume.pt").exists()
+
+
+class _Keyed(Dataset):
+    """Items ``(value, index)`` for ``(pass, index)`` keys: the value tells which key was read."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        draw, index = key
+        return torch.tensor([float(index + 100 * draw)]), index
+
+
+def _paired_source() -> PairedStreams:
+    """5 pixel-labeled images in batches of 2 (batches span passes), 13 image-level in batches of 4 (3 steps/epoch)."""
+    return PairedStreams([(_Keyed(5), PassSampler(5, seed=0, stream=0), 2),
+                          (_Keyed(13), PassSampler(13, seed=0, stream=1), 4)])
+
+
+def _paired_run(resume: ResumeState, crash_at: int | None = None) -> tuple[nn.Module, list]:
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = 1e-5
+    seen = []
+
+    def step_fn(batch, step, total):
+        if step == crash_at:
+            raise RuntimeError("killed")
+        (x_l, _), (x_u, _) = batch
+        seen.append((step, x_l.flatten().tolist(), x_u.flatten().tolist()))
+        loss = model(torch.cat([x_l, x_u])).pow(2).mean()
+        loss.backward()
+        return {"loss": loss.item()}
+
+    train_loop(step_fn, model, optimizer, _paired_source(), LoopSettings(epochs=2, checkpoint_every=2),
+               torch.device("cpu"), Distributed(), resume, "paired", lambda step, total: 1.0 - step / total)
+    return model, seen
+
+
+def test_paired_streams_resume_mid_epoch_with_the_batches_of_an_uninterrupted_run(tmp_path):
+    """train_seg's two endless streams: a run that dies after its step-4 checkpoint (mid epoch 2) continues at step 4
+    with the same batches of both streams and ends with the uninterrupted run's weights."""
+    reference, seen = _paired_run(ResumeState(None, "x"))
+    assert [s[0] for s in seen] == list(range(6))
+    labeled = [v for s in seen for v in s[1]]
+    assert [int(v) // 100 for v in labeled[:10]] == [0] * 5 + [1] * 5  # one pass after another, across batches
+    resume = ResumeState(tmp_path / "resume.pt", "x")
+    with pytest.raises(RuntimeError, match="killed"):
+        _paired_run(resume, crash_at=5)
+    assert load_checkpoint(resume.path, required=("step",))["step"] == 4
+    resumed, seen_resumed = _paired_run(resume)
+    assert seen_resumed == seen[4:]
+    for name, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_process_shares_of_paired_streams_union_to_the_global_batches():
+    whole = list(_paired_source().epoch(1, 1, Distributed()))
+    shares = [list(_paired_source().epoch(1, 1, Distributed(rank, 2))) for rank in range(2)]
+    assert len(whole) == 2 and all(len(share) == 2 for share in shares)
+    for step, batch in enumerate(whole):
+        for stream in range(2):  # values name their (pass, index) key, so equal multisets mean the same keys
+            values = [share[step][stream][0].flatten().tolist() for share in shares]
+            assert len(values[0]) == len(values[1]) == len(batch[stream][0]) // 2
+            assert sorted(values[0] + values[1]) == sorted(batch[stream][0].flatten().tolist())
+
+
+def _average_in_process(rank: int, init_file: str, results: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    model = nn.Linear(2, 1)
+    model.weight.grad = torch.full((1, 2), float(rank + 1))
+    model.bias.grad = None  # a parameter without a gradient stays without one
+    Distributed(rank, 2).average_gradients(model)
+    torch.save({"weight": model.weight.grad, "bias": model.bias.grad}, f"{results}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_average_gradients_gives_every_process_the_mean(tmp_path):
+    torch.multiprocessing.spawn(_average_in_process, args=(str(tmp_path / "init"), str(tmp_path / "grads")), nprocs=2)
+    for rank in range(2):
+        grads = torch.load(tmp_path / f"grads.{rank}", weights_only=True)
+        assert torch.equal(grads["weight"], torch.full((1, 2), 1.5)) and grads["bias"] is None

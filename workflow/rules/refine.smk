@@ -102,10 +102,14 @@ rule train_irn:
         cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
         seed=CFG["seed"],
         device=CFG["device"],
+        gpus=CFG["gpus"],
+        checkpoint_every=CFG["checkpoint_every"],
+        work_dir=lambda wc: f"{WORK}/train_irn/{wc.method}-{wc.tag}",
+        resume=lambda wc: f"{WORK}/train_irn/{wc.method}-{wc.tag}/resume.pt",
         code=code("train_irn"),
     threads: 8
     resources:
-        gpu=min(GPUS, 1),
+        gpu=GPUS,
     log:
         f"{LOGS}/train_irn/{{method}}-{{tag}}.log",
     benchmark:

@@ -52,12 +52,16 @@ rule train_seg:
         cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
         seed=CFG["seed"],
         device=CFG["device"],
+        gpus=CFG["gpus"],
+        checkpoint_every=CFG["checkpoint_every"],
+        work_dir=lambda wc: f"{WORK}/train_seg/{wc.run}-{wc.tag}",
+        resume=lambda wc: f"{WORK}/train_seg/{wc.run}-{wc.tag}/resume.pt",
         code=code("train_seg"),
     wildcard_constraints:
         run="|".join(SEG_RUNS),
     threads: 8
     resources:
-        gpu=min(GPUS, 1),
+        gpu=GPUS,
     log:
         f"{LOGS}/train_seg/{{run}}-{{tag}}.log",
     benchmark:

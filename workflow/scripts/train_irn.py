@@ -1,12 +1,16 @@
-"""Snakemake adapter: rule params -> clims_core.stages.train_irn.run."""
+"""Snakemake adapter: rule params -> clims_core.stages.train_irn (in this process, or under torchrun when gpus > 1)."""
 
 from clims_core.logs import stage_logging
-from clims_core.stages import train_irn
+from clims_core.training.launch import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
+processes = sm.params.gpus
 with stage_logging(sm.log[0], f"train_irn[{sm.wildcards.method}]"):
-    settings = train_irn.settings_from_config(sm.params.refine, sm.params.cam, sm.params.seed, sm.params.device,
-                                              sm.threads)
-    section = {"method": sm.wildcards.method, "irn": dict(sm.params.refine["irn"])}
-    train_irn.run(settings, sm.input.manifest, sm.input.ir_labels, sm.output.checkpoint, sm.output.metrics,
-                  cam_checkpoint=sm.input.get("cam_checkpoint"), config=section)
+    arguments = {
+        "method": sm.wildcards.method, "refine": dict(sm.params.refine), "cam": dict(sm.params.cam),
+        "seed": sm.params.seed, "device": sm.params.device, "threads": max(1, sm.threads // processes),
+        "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
+        "ir_labels": sm.input.ir_labels, "cam_checkpoint": sm.input.get("cam_checkpoint"),
+        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics, "resume": sm.params.resume,
+    }
+    run_stage("train_irn", arguments, processes, sm.params.work_dir)

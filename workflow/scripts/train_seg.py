@@ -1,13 +1,16 @@
-"""Snakemake adapter: rule params -> clims_core.stages.train_seg.run."""
+"""Snakemake adapter: rule params -> clims_core.stages.train_seg (in this process, or under torchrun when gpus > 1)."""
 
 from clims_core.logs import stage_logging
-from clims_core.stages import train_seg
+from clims_core.training.launch import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_name = sm.wildcards.run
-with stage_logging(sm.log[0], f"train_seg[{run_name}]"):
-    settings = train_seg.settings_from_config(run_name, sm.params.seg, sm.params.cam, sm.params.seed,
-                                              sm.params.device, sm.threads)
-    section = {"run": run_name, "seg": dict(sm.params.seg), "cam_backbone": dict(sm.params.cam["backbone"])}
-    train_seg.run(settings, sm.input.manifest, sm.output.checkpoint, sm.output.metrics,
-                  pseudo_index=sm.input.get("pseudo"), init_checkpoint=sm.input.get("init"), config=section)
+processes = sm.params.gpus
+with stage_logging(sm.log[0], f"train_seg[{sm.wildcards.run}]"):
+    arguments = {
+        "run": sm.wildcards.run, "seg": dict(sm.params.seg), "cam": dict(sm.params.cam), "seed": sm.params.seed,
+        "device": sm.params.device, "threads": max(1, sm.threads // processes),
+        "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
+        "pseudo": sm.input.get("pseudo"), "init": sm.input.get("init"), "checkpoint": sm.output.checkpoint,
+        "metrics": sm.output.metrics, "resume": sm.params.resume,
+    }
+    run_stage("train_seg", arguments, processes, sm.params.work_dir)
