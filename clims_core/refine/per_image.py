@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -17,7 +19,8 @@ from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStore
-from clims_core.refine.mask_folder import STAT_KEYS, add_stats
+from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, shard_ids, write_index
+from clims_core.version import code_version
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
@@ -60,6 +63,39 @@ def image_and_cams(manifest: Manifest, store: CamStore, image_id: str,
                          f"but the image is {image.shape[0]} x {image.shape[1]}")
     check_keys(store.path, image_id, keys, labels, manifest.classes)
     return image, keys, cams
+
+
+@dataclass(frozen=True)
+class ShardInputs:
+    """What a refinement stage works on: this shard's ids, the split's labels and the CAM store's provenance."""
+
+    manifest: Manifest
+    split: str
+    ids: list[str]
+    labels: dict[str, np.ndarray]
+    cam_store: dict[str, Any]
+    shard: int
+    shards: int
+
+
+def open_shard(manifest_path: str | Path, store_path: str | Path, split: str, shard: int,
+               shards: int) -> ShardInputs:
+    """The shard's inputs, with the store checked to cover every one of its images (before any image is processed)."""
+    manifest = Manifest.load(manifest_path)
+    all_ids = split_ids(manifest, split)
+    ids = shard_ids(all_ids, shard, shards)
+    with CamStore(store_path) as store:
+        check_store_covers(store, ids, split)
+        provenance = {key: store.attrs[key] for key in ("config_hash", "checkpoint_sha256")}
+    return ShardInputs(manifest, split, ids, dict(zip(all_ids, manifest.labels(split))), provenance, shard, shards)
+
+
+def write_shard_index(inputs: ShardInputs, stats: dict[str, int], index_path: str | Path, config: dict[str, Any],
+                      **provenance: Any) -> None:
+    """The mask folder's index (or the shard's part of it), written after every mask: its presence means complete."""
+    write_index(index_path, index_document(inputs.split, inputs.ids, inputs.manifest.classes, stats, inputs.shard,
+                                           inputs.shards, config=config, cam_store=inputs.cam_store,
+                                           code_version=code_version(), **provenance))
 
 
 def _chunks(n_items: int, processes: int) -> int:

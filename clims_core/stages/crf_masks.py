@@ -20,9 +20,8 @@ from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStore
 from clims_core.io.masks import save_mask
 from clims_core.refine.crf import CrfSettings, crf_mask
-from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, shard_ids, write_index
-from clims_core.refine.per_image import check_store_covers, image_and_cams, run_per_image, split_ids
-from clims_core.version import code_version
+from clims_core.refine.mask_folder import mask_relpath, mask_stats
+from clims_core.refine.per_image import image_and_cams, open_shard, run_per_image, write_shard_index
 
 log = logging.getLogger(__name__)
 UNARIES = ("labels", "scores")
@@ -69,20 +68,11 @@ def run(settings: CrfMaskSettings, manifest_path: str | Path, store_path: str | 
         index_path: str | Path, method: str | None = None) -> dict[str, Any]:
     """CRF masks of the split's images (this shard's) into ``folder``; the index (or the shard's part) last."""
     start = time.perf_counter()
-    manifest = Manifest.load(manifest_path)
-    all_ids = split_ids(manifest, settings.split)
-    ids = shard_ids(all_ids, settings.shard, settings.shards)
-    labels = dict(zip(all_ids, manifest.labels(settings.split)))
-    with CamStore(store_path) as store:
-        check_store_covers(store, ids, settings.split)
-        provenance = {key: store.attrs[key] for key in ("config_hash", "checkpoint_sha256")}
-    folder = Path(folder)
-    job = _CrfMaskJob(manifest, CamStore(store_path), folder, labels, settings)
-    stats = run_per_image(job, ids, settings.processes, f"crf_masks[{settings.shard + 1}/{settings.shards}]")
-    document = index_document(settings.split, ids, manifest.classes, stats, settings.shard, settings.shards,
-                              kind="pseudo_masks", refiner="crf", method=method, config=settings.section(),
-                              cam_store=provenance, code_version=code_version())
-    write_index(index_path, document)
+    inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
+    job = _CrfMaskJob(inputs.manifest, CamStore(store_path), Path(folder), inputs.labels, settings)
+    stats = run_per_image(job, inputs.ids, settings.processes, f"crf_masks[{settings.shard + 1}/{settings.shards}]")
+    write_shard_index(inputs, stats, index_path, settings.section(), kind="pseudo_masks", refiner="crf",
+                      method=method)
     seconds = time.perf_counter() - start
-    log.info("%d CRF masks in %.1f s (%.1f img/s)", len(ids), seconds, len(ids) / max(seconds, 1e-9))
-    return {"images": len(ids), "seconds": seconds, "stats": stats}
+    log.info("%d CRF masks in %.1f s (%.1f img/s)", len(inputs.ids), seconds, len(inputs.ids) / max(seconds, 1e-9))
+    return {"images": len(inputs.ids), "seconds": seconds, "stats": stats}

@@ -27,11 +27,10 @@ from clims_core.io.cam_store import CamStore, sha256_file
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.io.masks import save_mask
 from clims_core.models.irn import boundary_map
-from clims_core.refine.mask_folder import index_document, mask_relpath, mask_stats, shard_ids, write_index
-from clims_core.refine.per_image import check_keys, check_store_covers, load_rgb, run_per_image, split_ids
+from clims_core.refine.mask_folder import mask_relpath, mask_stats
+from clims_core.refine.per_image import check_keys, load_rgb, open_shard, run_per_image, write_shard_index
 from clims_core.refine.random_walk import background_plane, propagate, walk_to_mask
 from clims_core.stages.train_irn import load_irn_model
-from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
 BACKGROUNDS = ("threshold", "walk")
@@ -128,25 +127,16 @@ def run(settings: PseudoMaskSettings, manifest_path: str | Path, store_path: str
     """
     start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
-    manifest = Manifest.load(manifest_path)
-    all_ids = split_ids(manifest, settings.split)
-    ids = shard_ids(all_ids, settings.shard, settings.shards)
-    labels = dict(zip(all_ids, manifest.labels(settings.split)))
+    inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
     # a bad checkpoint fails here, before any worker starts (no network is built in this process: workers are forked)
     load_checkpoint(irn_checkpoint, required=("model", "config", "step", "architecture"))
-    with CamStore(store_path) as store:
-        check_store_covers(store, ids, settings.split)
-        provenance = {key: store.attrs[key] for key in ("config_hash", "checkpoint_sha256")}
     processes = max(1, settings.threads) if device.type == "cpu" else 1
-    job = _PseudoMaskJob(manifest, CamStore(store_path), Path(folder), labels, settings, Path(irn_checkpoint),
-                         str(device), 1 if processes > 1 else settings.threads)
-    stats = run_per_image(job, ids, processes, f"make_pseudo_masks[{settings.shard + 1}/{settings.shards}]")
-    document = index_document(settings.split, ids, manifest.classes, stats, settings.shard, settings.shards,
-                              kind="pseudo_masks", refiner="irn", method=method, config=settings.section(),
-                              cam_store=provenance, irn_checkpoint_sha256=sha256_file(irn_checkpoint),
-                              code_version=code_version())
-    write_index(index_path, document)
+    job = _PseudoMaskJob(inputs.manifest, CamStore(store_path), Path(folder), inputs.labels, settings,
+                         Path(irn_checkpoint), str(device), 1 if processes > 1 else settings.threads)
+    stats = run_per_image(job, inputs.ids, processes, f"make_pseudo_masks[{settings.shard + 1}/{settings.shards}]")
+    write_shard_index(inputs, stats, index_path, settings.section(), kind="pseudo_masks", refiner="irn",
+                      method=method, irn_checkpoint_sha256=sha256_file(irn_checkpoint))
     seconds = time.perf_counter() - start
-    log.info("%d pseudo masks in %.1f s (%.1f img/s, %d process(es))", len(ids), seconds,
-             len(ids) / max(seconds, 1e-9), processes)
-    return {"images": len(ids), "seconds": seconds, "stats": stats}
+    log.info("%d pseudo masks in %.1f s (%.1f img/s, %d process(es))", len(inputs.ids), seconds,
+             len(inputs.ids) / max(seconds, 1e-9), processes)
+    return {"images": len(inputs.ids), "seconds": seconds, "stats": stats}
