@@ -23,6 +23,7 @@ from clims_core.data.voc import STUFF_DIR
 from clims_core.io.atomic import atomic_path, write_json, write_text
 from clims_core.io.cam_store import CamStore
 from clims_core.io.masks import load_mask
+from clims_core.metrics.results import confounder_pairs, fraction, load_stuff_mask, percent, tsv_cell
 from clims_core.metrics.segmentation import DEFAULT_THRESHOLDS, SweepCounts, scores_from_confusion, sweep_image
 
 log = logging.getLogger(__name__)
@@ -35,27 +36,6 @@ class EvalCamsSettings:
     confounders: dict[str, str] = field(default_factory=dict)  # class -> stuff, from eval.confounders
     threads: int = 1
     allow_missing: bool = False  # evaluate the stored subset of the split (missing ids listed in the JSON)
-
-
-def _pairs(manifest: Manifest, confounders: dict[str, str]) -> list[tuple[int, int]]:
-    """``eval.confounders`` names as 1-based (class id, stuff id) pairs, in the config's order."""
-    pairs = []
-    for cls, stuff in confounders.items():
-        if cls not in manifest.classes:
-            raise ValueError(f"eval.confounders: unknown class {cls!r} (classes: {manifest.classes})")
-        if stuff not in manifest.stuff_classes:
-            raise ValueError(f"eval.confounders: unknown stuff {stuff!r} for class {cls!r} (stuff: {manifest.stuff_classes})")
-        pairs.append((manifest.classes.index(cls) + 1, manifest.stuff_classes.index(stuff) + 1))
-    return pairs
-
-
-def _percent(value: float) -> float | None:
-    """Percent rounded for reading; NaN (undefined) becomes null, since JSON has no NaN."""
-    return None if np.isnan(value) else round(100 * float(value), 4)
-
-
-def _fraction(value: float) -> float | None:
-    return None if np.isnan(value) else round(float(value), 6)
 
 
 class _ImageCounter:
@@ -87,10 +67,7 @@ class _ImageCounter:
                              f"{[self.manifest.classes[k] for k in labelled]} (a store from another dataset?)")
         stuff = None
         if self.stuff_dir is not None:
-            stuff_path = self.stuff_dir / f"{image_id}.png"
-            if not stuff_path.is_file():
-                raise FileNotFoundError(f"{stuff_path}: stuff mask missing (needed for eval.confounders)")
-            stuff = load_mask(stuff_path)
+            stuff = load_stuff_mask(self.stuff_dir, image_id)
         pairs = self.pairs if stuff is not None else ()
         return sweep_image(cams, keys, gt, self.settings.thresholds, self.n_classes, stuff, pairs)
 
@@ -106,7 +83,7 @@ def evaluate(settings: EvalCamsSettings, manifest: Manifest, store: CamStore) ->
         shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise ValueError(f"{store.path}: {len(missing)} of {len(items)} images of split {settings.split} have no CAMs: {shown}")
     items = [item for item in items if item["id"] in stored]
-    pairs = _pairs(manifest, settings.confounders)
+    pairs = confounder_pairs(manifest, settings.confounders)
     stuff_dir = manifest.root / STUFF_DIR
     use_stuff = bool(pairs) and stuff_dir.is_dir()
     counter = _ImageCounter(manifest, store, settings, pairs, stuff_dir if use_stuff else None)
@@ -132,23 +109,19 @@ def summarize(counts: SweepCounts, manifest: Manifest) -> dict[str, Any]:
     names = ["background", *manifest.classes]
     result: dict[str, Any] = {
         "thresholds": [round(float(t), 6) for t in counts.thresholds],
-        "miou_per_threshold": [_percent(m) for m in curve],
+        "miou_per_threshold": [percent(m) for m in curve],
         "best_threshold": round(float(counts.thresholds[best]), 6),
-        "miou": _percent(curve[best]),
-        "per_class": {name: {key: _percent(at_best[key][i]) for key in ("iou", "precision", "recall")}
+        "miou": percent(curve[best]),
+        "per_class": {name: {key: percent(at_best[key][i]) for key in ("iou", "precision", "recall")}
                       for i, name in enumerate(names)},
     }
     if counts.pairs:
         keys = [f"{manifest.classes[c - 1]}/{manifest.stuff_classes[s - 1]}" for c, s in counts.pairs]
         rates = np.stack([counts.confounder_rates(t) for t in range(len(counts.thresholds))])
-        result["confounder_fp"] = {key: {"rate": _fraction(rates[best, p]), "pixels": int(counts.confounder_pixels[p])}
+        result["confounder_fp"] = {key: {"rate": fraction(rates[best, p]), "pixels": int(counts.confounder_pixels[p])}
                                    for p, key in enumerate(keys)}
-        result["confounder_fp_per_threshold"] = {key: [_fraction(r) for r in rates[:, p]] for p, key in enumerate(keys)}
+        result["confounder_fp_per_threshold"] = {key: [fraction(r) for r in rates[:, p]] for p, key in enumerate(keys)}
     return result
-
-
-def _cell(value: float | int | None) -> str:
-    return "nan" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def to_tsv(result: dict[str, Any]) -> str:
@@ -162,7 +135,7 @@ def to_tsv(result: dict[str, Any]) -> str:
         rows += [(f"confounder_fp.{pair}", entry["rate"]), (f"confounder_pixels.{pair}", entry["pixels"])]
     rows.append(("missing", len(result["missing"])))
     lines = ["method\tmetric\tvalue"]
-    lines += [f"{method}\t{metric}\t{_cell(value)}" for metric, value in rows]
+    lines += [f"{method}\t{metric}\t{tsv_cell(value)}" for metric, value in rows]
     return "\n".join(lines) + "\n"
 
 

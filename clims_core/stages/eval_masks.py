@@ -22,9 +22,9 @@ from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.atomic import write_json, write_text
 from clims_core.io.masks import IGNORE_INDEX, load_mask
+from clims_core.metrics.results import confounder_pairs, fraction, load_stuff_mask, percent, tsv_cell
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
 from clims_core.refine.mask_folder import MaskFolder
-from clims_core.stages.eval_cams import _cell, _fraction, _pairs, _percent
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,7 @@ class _ImageCounter:
         counts = _Counts(confusion(pred, gt, self.n_classes), int((ignored & (gt != IGNORE_INDEX)).sum()),
                          np.zeros(len(self.pairs), dtype=np.int64), np.zeros(len(self.pairs), dtype=np.int64))
         if self.stuff_dir is not None:
-            stuff_path = self.stuff_dir / f"{image_id}.png"
-            if not stuff_path.is_file():
-                raise FileNotFoundError(f"{stuff_path}: stuff mask missing (needed for eval.confounders)")
-            stuff = load_mask(stuff_path)
+            stuff = load_stuff_mask(self.stuff_dir, image_id)
             labelled = set((np.flatnonzero(item["labels"]) + 1).tolist())
             for p, (cls, stuff_id) in enumerate(self.pairs):
                 if cls in labelled:
@@ -97,7 +94,7 @@ def evaluate(settings: EvalMasksSettings, manifest: Manifest, masks: MaskFolder)
     if missing:
         raise ValueError(f"{masks.root}: {len(missing)} of {len(items)} images of split {settings.split} have no "
                          f"mask, e.g. {missing[:5]} (the folder holds split {masks.split})")
-    pairs = _pairs(manifest, settings.confounders)
+    pairs = confounder_pairs(manifest, settings.confounders)
     stuff_dir = manifest.root / STUFF_DIR
     use_stuff = bool(pairs) and stuff_dir.is_dir()
     counter = _ImageCounter(manifest, masks, pairs if use_stuff else [], stuff_dir if use_stuff else None)
@@ -120,16 +117,16 @@ def summarize(counts: _Counts, manifest: Manifest, pairs: list[tuple[int, int]])
     scores = scores_from_confusion(counts.confusion)
     names = ["background", *manifest.classes]
     result: dict[str, Any] = {
-        "miou": _percent(scores["miou"]),
-        "per_class": {name: {key: _percent(scores[key][i]) for key in ("iou", "precision", "recall")}
+        "miou": percent(scores["miou"]),
+        "per_class": {name: {key: percent(scores[key][i]) for key in ("iou", "precision", "recall")}
                       for i, name in enumerate(names)},
-        "ignored_fraction": _fraction(counts.ignored / max(int(counts.confusion.sum()), 1)),
+        "ignored_fraction": fraction(counts.ignored / max(int(counts.confusion.sum()), 1)),
     }
     if pairs:
         keys = [f"{manifest.classes[c - 1]}/{manifest.stuff_classes[s - 1]}" for c, s in pairs]
         with np.errstate(divide="ignore", invalid="ignore"):
             rates = np.where(counts.pixels > 0, counts.hits / counts.pixels, np.nan)
-        result["confounder_fp"] = {key: {"rate": _fraction(rates[i]), "pixels": int(counts.pixels[i])}
+        result["confounder_fp"] = {key: {"rate": fraction(rates[i]), "pixels": int(counts.pixels[i])}
                                    for i, key in enumerate(keys)}
     return result
 
@@ -142,7 +139,7 @@ def to_tsv(result: dict[str, Any]) -> str:
     for pair, entry in result.get("confounder_fp", {}).items():
         rows += [(f"confounder_fp.{pair}", entry["rate"]), (f"confounder_pixels.{pair}", entry["pixels"])]
     lines = ["method\trefiner\tmetric\tvalue"]
-    lines += [f"{result['method']}\t{result['refiner']}\t{metric}\t{_cell(value)}" for metric, value in rows]
+    lines += [f"{result['method']}\t{result['refiner']}\t{metric}\t{tsv_cell(value)}" for metric, value in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +151,7 @@ def run(settings: EvalMasksSettings, manifest_path: str | Path, index_path: str 
     if masks.classes != manifest.classes:
         raise ValueError(f"{index_path}: masks of classes {masks.classes}, the manifest has {manifest.classes}")
     counts, used_stuff = evaluate(settings, manifest, masks)
-    pairs = _pairs(manifest, settings.confounders) if used_stuff else []
+    pairs = confounder_pairs(manifest, settings.confounders) if used_stuff else []
     provenance = {key: masks.index[key] for key in ("config", "cam_store", "irn_checkpoint_sha256", "code_version")
                   if key in masks.index}
     result = {"method": method, "refiner": refiner, "split": settings.split,

@@ -26,6 +26,7 @@ from clims_core.data.segmentation import EvalDataset, split_paths
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.atomic import write_json, write_text
 from clims_core.io.cam_store import sha256_file
+from clims_core.metrics.results import percent
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
 from clims_core.models.cct import CCT
 from clims_core.stages.train_seg import load_seg_model
@@ -83,10 +84,6 @@ def evaluate(model: CCT, dataset: EvalDataset, settings: EvalSegSettings, device
     return total
 
 
-def _percent(value: float) -> float | None:
-    return None if np.isnan(value) else round(100 * float(value), 4)
-
-
 def to_tsv(result: dict[str, Any]) -> str:
     """One ``run  metric  value`` row per figure (percent)."""
     rows = [("images", result["images"]), ("miou", result["miou"]), ("pixel_accuracy", result["pixel_accuracy"])]
@@ -116,9 +113,9 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     result = {
         "run": run_name, "method": trained.get("method", "cct"), "split": settings.split, "images": len(images),
         "scales": list(settings.scales), "flip": settings.flip,
-        "miou": _percent(scores["miou"]),
-        "pixel_accuracy": _percent(np.diag(conf).sum() / max(conf.sum(), 1)),
-        "per_class": {name: {key: _percent(scores[key][i]) for key in ("iou", "precision", "recall")}
+        "miou": percent(scores["miou"]),
+        "pixel_accuracy": percent(np.diag(conf).sum() / max(conf.sum(), 1)),
+        "per_class": {name: {key: percent(scores[key][i]) for key in ("iou", "precision", "recall")}
                       for i, name in enumerate(names)},
         "pixel_labeled": trained.get("pixel_labeled"), "image_labeled": trained.get("image_labeled"),
         "pseudo_masks": trained.get("pseudo_masks"), "init": trained.get("init"), "train_steps": payload["step"],

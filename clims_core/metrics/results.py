@@ -1,0 +1,44 @@
+"""What the evaluation stages share around the metrics: rounding for result files, the confounder pairs of the config,
+and the stuff masks they are counted on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from clims_core.data.manifest import Manifest
+from clims_core.io.masks import load_mask
+
+
+def percent(value: float) -> float | None:
+    """Percent rounded for reading; NaN (undefined) becomes null, since JSON has no NaN."""
+    return None if np.isnan(value) else round(100 * float(value), 4)
+
+
+def fraction(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 6)
+
+
+def tsv_cell(value: float | int | None) -> str:
+    return "nan" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def confounder_pairs(manifest: Manifest, confounders: dict[str, str]) -> list[tuple[int, int]]:
+    """``eval.confounders`` names as 1-based (class id, stuff id) pairs, in the config's order."""
+    pairs = []
+    for cls, stuff in confounders.items():
+        if cls not in manifest.classes:
+            raise ValueError(f"eval.confounders: unknown class {cls!r} (classes: {manifest.classes})")
+        if stuff not in manifest.stuff_classes:
+            raise ValueError(f"eval.confounders: unknown stuff {stuff!r} for class {cls!r} "
+                             f"(stuff: {manifest.stuff_classes})")
+        pairs.append((manifest.classes.index(cls) + 1, manifest.stuff_classes.index(stuff) + 1))
+    return pairs
+
+
+def load_stuff_mask(stuff_dir: Path, image_id: str) -> np.ndarray:
+    path = stuff_dir / f"{image_id}.png"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: stuff mask missing (needed for eval.confounders)")
+    return load_mask(path)
