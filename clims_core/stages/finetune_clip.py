@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,10 @@ from clims_core.device import pick_device
 from clims_core.io.atomic import write_json
 from clims_core.models.clip import load_clip, save_clip_checkpoint
 from clims_core.models.prompts import display_name, label_text
+from clims_core.tags import canonical_json
+from clims_core.training import distributed
 from clims_core.training.contrastive import ContrastiveSettings, train_contrastive
+from clims_core.training.loop import ResumeState
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
@@ -44,9 +48,14 @@ def label_texts(manifest: Manifest, split: str, template: str, class_names: dict
 
 
 def run(settings: FinetuneClipSettings, manifest_path: str | Path, clip_model: str | None, clip_weights: str | None,
-        checkpoint_path: str | Path, metrics_path: str | Path, config: dict | None = None) -> dict:
+        checkpoint_path: str | Path, metrics_path: str | Path, config: dict | None = None,
+        resume_path: str | Path | None = None) -> dict:
+    """Fine-tune; write the checkpoint and the metrics JSON. DDP under ``torchrun``; ``resume_path`` as in
+    :func:`clims_core.stages.pretrain_clip.run`."""
     start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
+    dist = distributed.context(device)
+    device = dist.device(device)
     torch.manual_seed(settings.training.seed)
     manifest = Manifest.load(manifest_path)
     clip = load_clip(clip_model, clip_weights, device)
@@ -57,22 +66,40 @@ def run(settings: FinetuneClipSettings, manifest_path: str | Path, clip_model: s
         return torch.from_numpy(load_images([paths[i] for i in indices], clip.image_size, settings.threads))
 
     log.info("fine-tuning %s on %d %s images with label text, e.g. %r", clip.source, len(texts), settings.split, texts[0])
-    history = train_contrastive(clip, load_batch, texts, settings.training, "finetune_clip")
+    identity = canonical_json([asdict(settings), clip_model, str(clip_weights), code_version()])
+    history = train_contrastive(clip, load_batch, texts, settings.training, "finetune_clip", dist,
+                                ResumeState(resume_path, identity))
     metrics = {"code_version": code_version(), "images": len(texts), "loss_per_epoch": history,
-               "distinct_texts": len(set(texts)), "seconds": time.perf_counter() - start}
-    save_clip_checkpoint(checkpoint_path, clip.model, clip.model_cfg or {}, config or {}, step=len(history),
-                         model_name=clip.model_name, metrics=metrics)
-    write_json(metrics_path, metrics)
-    log.info("fine-tuned in %.0f s; loss %.3f -> %.3f", metrics["seconds"], history[0], history[-1])
+               "distinct_texts": len(set(texts)), "seconds": time.perf_counter() - start,
+               "processes": dist.world_size}
+    if dist.is_main:
+        save_clip_checkpoint(checkpoint_path, clip.model, clip.model_cfg or {}, config or {}, step=len(history),
+                             model_name=clip.model_name, metrics=metrics)
+        write_json(metrics_path, metrics)
+        ResumeState(resume_path, identity).clear()
+        log.info("fine-tuned in %.0f s; loss %.3f -> %.3f", metrics["seconds"], history[0], history[-1])
+    dist.barrier()
+    dist.close()
     return metrics
 
 
-def settings_from_config(section: dict, class_names: dict[str, str], seed: int, device: str,
-                         threads: int) -> FinetuneClipSettings:
+def run_from_arguments(arguments: dict[str, Any]) -> dict:
+    """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
+    a = arguments
+    settings = settings_from_config(a["section"], a["class_names"], a["seed"], a["device"], a["threads"],
+                                    a.get("checkpoint_every", 50))
+    model, weights = a["clip"]
+    return run(settings, a["manifest"], model, weights, a["checkpoint"], a["metrics"], config=dict(a["section"]),
+               resume_path=a.get("resume"))
+
+
+def settings_from_config(section: dict, class_names: dict[str, str], seed: int, device: str, threads: int,
+                         checkpoint_every: int = 50) -> FinetuneClipSettings:
     """``clip.finetune_settings`` of the config -> settings (SGD with momentum, cosine decay, as in the paper)."""
     training = ContrastiveSettings(
         epochs=section["epochs"], batch_size=section["batch_size"], lr=section["lr"],
         weight_decay=section["weight_decay"], optimizer="sgd", momentum=section["momentum"], seed=seed,
+        checkpoint_every=checkpoint_every,
     )
     return FinetuneClipSettings(training=training, template=section["template"], class_names=dict(class_names),
                                 device=device, threads=threads)

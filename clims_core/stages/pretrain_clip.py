@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,10 @@ from clims_core.data.captions import load_images, read_captions
 from clims_core.device import pick_device
 from clims_core.io.atomic import write_json
 from clims_core.models.clip import clip_from_config, save_clip_checkpoint
+from clims_core.tags import canonical_json
+from clims_core.training import distributed
 from clims_core.training.contrastive import ContrastiveSettings, retrieval_at_1, train_contrastive
+from clims_core.training.loop import ResumeState
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
@@ -50,35 +53,56 @@ def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def run(settings: PretrainClipSettings, captions_dir: str | Path, checkpoint_path: str | Path,
-        metrics_path: str | Path, config: dict | None = None) -> dict:
-    """Train, write the checkpoint (atomic, with ``model_cfg``) and the metrics JSON; return the metrics."""
+        metrics_path: str | Path, config: dict | None = None, resume_path: str | Path | None = None) -> dict:
+    """Train, write the checkpoint (atomic, with ``model_cfg``) and the metrics JSON; return the metrics.
+
+    Under ``torchrun`` each process encodes its share of every global batch (DDP); ``resume_path`` is the step
+    checkpoint in the work folder that a killed run continues from."""
     start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
+    dist = distributed.context(device)
+    device = dist.device(device)
     torch.manual_seed(settings.training.seed)
     pairs = read_captions(captions_dir)
     clip = clip_from_config(settings.model_cfg, settings.model_name, device)
     images = load_images([Path(captions_dir) / "images" / f"{i}.jpg" for i, _ in pairs], clip.image_size, settings.threads)
     texts = np.asarray([caption for _, caption in pairs], dtype=object)
     train, held = split_holdout(len(pairs), settings.holdout_fraction, settings.training.seed)
-    log.info("pretraining %s on %d pairs (%d held out) at %d px on %s", settings.model_name, len(train), len(held),
-             clip.image_size, device)
+    log.info("pretraining %s on %d pairs (%d held out) at %d px on %s x %d", settings.model_name, len(train),
+             len(held), clip.image_size, device, dist.world_size)
     before = retrieval_at_1(clip, images[held], list(texts[held])) if len(held) else None
     train_images = torch.from_numpy(images[train])
-    history = train_contrastive(clip, lambda idx: train_images[idx], list(texts[train]), settings.training, "pretrain_clip")
+    identity = canonical_json([asdict(settings), str(captions_dir), code_version()])
+    history = train_contrastive(clip, lambda idx: train_images[idx], list(texts[train]), settings.training,
+                                "pretrain_clip", dist, ResumeState(resume_path, identity))
     after = retrieval_at_1(clip, images[held], list(texts[held])) if len(held) else None
     metrics = {
         "code_version": code_version(), "pairs": len(pairs), "held_out": len(held), "loss_per_epoch": history,
         "heldout_retrieval_at_1": {"before": before, "after": after}, "seconds": time.perf_counter() - start,
+        "processes": dist.world_size,
     }
-    save_clip_checkpoint(checkpoint_path, clip.model, settings.model_cfg, config or {}, step=len(history),
-                         model_name=settings.model_name, metrics=metrics)
-    write_json(metrics_path, metrics)
-    log.info("held-out caption retrieval R@1 %.3f -> %.3f; loss %.3f -> %.3f (%.0f s)", before or 0, after or 0,
-             history[0], history[-1], metrics["seconds"])
+    if dist.is_main:
+        save_clip_checkpoint(checkpoint_path, clip.model, settings.model_cfg, config or {}, step=len(history),
+                             model_name=settings.model_name, metrics=metrics)
+        write_json(metrics_path, metrics)
+        ResumeState(resume_path, identity).clear()
+        log.info("held-out caption retrieval R@1 %.3f -> %.3f; loss %.3f -> %.3f (%.0f s)", before or 0, after or 0,
+                 history[0], history[-1], metrics["seconds"])
+    dist.barrier()
+    dist.close()
     return metrics
 
 
-def settings_from_config(section: dict, seed: int, device: str, threads: int) -> PretrainClipSettings:
+def run_from_arguments(arguments: dict[str, Any]) -> dict:
+    """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
+    a = arguments
+    settings = settings_from_config(a["section"], a["seed"], a["device"], a["threads"], a.get("checkpoint_every", 50))
+    return run(settings, a["captions"], a["checkpoint"], a["metrics"], config=dict(a["section"]),
+               resume_path=a.get("resume"))
+
+
+def settings_from_config(section: dict, seed: int, device: str, threads: int,
+                         checkpoint_every: int = 50) -> PretrainClipSettings:
     """``clip.pretrain`` of the config -> settings (a ViT-CLIP of the given size; the text tower as deep as the ViT)."""
     model_cfg = {
         "embed_dim": section["embed_dim"],
@@ -90,7 +114,7 @@ def settings_from_config(section: dict, seed: int, device: str, threads: int) ->
     training = ContrastiveSettings(
         epochs=section["epochs"], batch_size=section["batch_size"], lr=section["lr"],
         weight_decay=section["weight_decay"], optimizer="adamw", warmup_steps=section["warmup_steps"],
-        mask_probability=section["mask_probability"], seed=seed,
+        mask_probability=section["mask_probability"], seed=seed, checkpoint_every=checkpoint_every,
     )
     return PretrainClipSettings(training=training, model_cfg=model_cfg, model_name=section["model_name"],
                                 holdout_fraction=section["holdout_fraction"], device=device, threads=threads)

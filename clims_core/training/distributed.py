@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional  # noqa: F401 (differentiable all_gather)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -82,6 +83,12 @@ class Distributed:
         tensor = torch.tensor([value], dtype=torch.float64)
         dist.all_reduce(tensor)
         return float(tensor.item()) / self.world_size
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's rows, concatenated in rank order, with gradients flowing back to their process."""
+        if not self.enabled:
+            return tensor
+        return torch.cat(torch.distributed.nn.functional.all_gather(tensor))
 
     def total(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor summed over processes (a detached copy: for normalisers such as a loss's global pair count)."""

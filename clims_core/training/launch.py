@@ -17,7 +17,8 @@ from typing import Any
 
 from clims_core.io.atomic import write_json
 
-STAGES = {stage: f"clims_core.stages.{stage}" for stage in ("train_cam", "train_irn", "train_seg")}
+STAGES = {stage: f"clims_core.stages.{stage}" for stage in
+          ("pretrain_clip", "finetune_clip", "train_cam", "train_irn", "train_seg")}
 
 
 def torchrun_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:

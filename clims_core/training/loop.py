@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -160,12 +160,13 @@ class ResumeState:
         return state
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, history: list[dict],
-             epoch_sums: dict[str, float]) -> None:
+             epoch_sums: dict[str, float], source: dict[str, Any] | None = None) -> None:
+        """``source``: the batch source's own state, for sources that draw batches from a generator."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.path, model.state_dict(), {}, step, optimizer=optimizer.state_dict(),
-                        identity=self.identity, history=history, epoch_sums=epoch_sums)
+                        identity=self.identity, history=history, epoch_sums=epoch_sums, source=source)
 
     def clear(self) -> None:
         if self.path is not None:
@@ -175,8 +176,17 @@ class ResumeState:
 StepFunction = Callable[[Any, int, int], dict[str, float]]
 
 
+class BatchSource(Protocol):
+    """Where the loop's batches come from (:class:`EpochPlan`, :class:`PairedStreams`, the contrastive loop's).
+    Sources that draw batches from a generator also have ``state() -> dict`` and ``load_state(dict)`` for resume."""
+
+    steps_per_epoch: int
+
+    def epoch(self, epoch: int, first: int, dist: Distributed) -> Iterator[Any]: ...
+
+
 def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.Optimizer,
-               source: EpochPlan | PairedStreams, settings: LoopSettings, device: torch.device, dist: Distributed,
+               source: BatchSource, settings: LoopSettings, device: torch.device, dist: Distributed,
                resume: ResumeState, desc: str, lr_factor: Callable[[int, int], float],
                shown: tuple[str, ...] = ("loss",)) -> tuple[list[dict], int]:
     """Run ``settings.epochs`` epochs of ``step_fn(batch, step, total) -> parts`` (forward and backward, gradients
@@ -193,6 +203,8 @@ def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.O
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history, sums = state["step"], list(state["history"]), dict(state.get("epoch_sums", {}))
+        if hasattr(source, "load_state"):
+            source.load_state(state["source"])
         log.info("%s: resuming at step %d of %d from %s", desc, step, total, resume.path)
     with _Terminated() as terminated:
         while step < total:
@@ -218,7 +230,8 @@ def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.O
                 stop = dist.any(terminated.requested)
                 periodic = settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total
                 if (periodic or stop) and dist.is_main:
-                    resume.save(model, optimizer, step, history, sums)
+                    resume.save(model, optimizer, step, history, sums,
+                                source.state() if hasattr(source, "state") else None)
                 if stop:
                     dist.barrier()
                     log.warning("%s: SIGTERM at step %d; resume checkpoint %s", desc, step, resume.path)

@@ -4,6 +4,9 @@ evaluation run end to end and their checkpoints load back."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from clims_core.data.manifest import Manifest
 from clims_core.models.clip import load_clip
 from clims_core.stages import eval_clip, finetune_clip, pretrain_clip
 from clims_core.training.contrastive import ContrastiveSettings
+from clims_core.training.launch import torchrun_command
 from tests.conftest import TINY_CLIP_CFG
 
 
@@ -78,3 +82,32 @@ def test_eval_clip_writes_both_clips_and_the_stuff_test(pretrained, tiny_world, 
                                                                               *tiny_world["settings"].stuff_classes}
     assert json.loads((tmp_path / "e.json").read_text())["pretrained"]["prompts"][0] == "a photo of an aeroplane."
     assert (tmp_path / "e.tsv").read_text().startswith("clip\tmetric\tvalue\npretrained\tzero_shot_map\t")
+
+
+def test_finetune_in_two_gloo_processes_matches_one_process(pretrained, tiny_world, tmp_path):
+    """finetune_clip under torchrun: features gathered with autograd, so each process's loss is the global batch's
+    and DDP's average is one process's gradient: the weight updates agree up to float summation order."""
+    section = {"template": "a photo of {names}.", "epochs": 1, "batch_size": 16, "lr": 0.05, "momentum": 0.9,
+               "weight_decay": 1e-3}
+    before = load_clip(None, pretrained[0]).model.state_dict()
+    updates = {}
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}"
+        out.mkdir()
+        arguments = {"section": section, "class_names": {}, "clip": [None, str(pretrained[0])], "seed": 0,
+                     "device": "cpu", "threads": 1, "checkpoint_every": 0, "manifest": str(tiny_world["manifest"]),
+                     "checkpoint": str(out / "ft.pt"), "metrics": str(out / "ft.json"), "resume": str(out / "r.pt")}
+        (out / "arguments.json").write_text(json.dumps(arguments))
+        command = (torchrun_command("finetune_clip", out / "arguments.json", processes) if processes > 1 else
+                   [sys.executable, "-m", "clims_core.training.launch", "finetune_clip", str(out / "arguments.json")])
+        result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert json.loads((out / "ft.json").read_text())["processes"] == processes
+        after = load_clip(None, out / "ft.pt").model.state_dict()
+        updates[processes] = {k: after[k].float() - before[k].float() for k in before}
+    moved = [k for k, d in updates[1].items() if d.norm() > 0]
+    assert len(moved) > 10
+    for key in moved:
+        one, two = updates[1][key], updates[2][key]
+        assert (one - two).norm() <= 1e-3 * one.norm(), key

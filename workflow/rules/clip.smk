@@ -35,10 +35,14 @@ rule pretrain_clip:
         captions=CAPTIONS,
         seed=CFG["seed"],
         device=CFG["device"],
+        gpus=CFG["gpus"],
+        checkpoint_every=CFG["checkpoint_every"],
+        work_dir=f"{WORK}/pretrain_clip/{CLIP_PRETRAIN_TAG}",
+        resume=f"{WORK}/pretrain_clip/{CLIP_PRETRAIN_TAG}/resume.pt",
         code=code("pretrain_clip"),
     threads: 8
     resources:
-        gpu=min(GPUS, 1),
+        gpu=GPUS,
     log:
         f"{LOGS}/pretrain_clip/{CLIP_PRETRAIN_TAG}.log",
     benchmark:
@@ -60,10 +64,14 @@ rule finetune_clip:
         clip=BASE_CLIP,
         seed=CFG["seed"],
         device=CFG["device"],
+        gpus=CFG["gpus"],
+        checkpoint_every=CFG["checkpoint_every"],
+        work_dir=f"{WORK}/finetune_clip/{CLIP_FINETUNE_TAG}",
+        resume=f"{WORK}/finetune_clip/{CLIP_FINETUNE_TAG}/resume.pt",
         code=code("finetune_clip"),
     threads: 8
     resources:
-        gpu=min(GPUS, 1),
+        gpu=GPUS,
     log:
         f"{LOGS}/finetune_clip/{CLIP_FINETUNE_TAG}.log",
     benchmark:
