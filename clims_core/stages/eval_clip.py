@@ -111,18 +111,21 @@ def prepare_inputs(manifest: Manifest, settings: EvalClipSettings, size: int) ->
 
 
 @torch.no_grad()
-def evaluate(clip: LoadedClip, manifest: Manifest, settings: EvalClipSettings, inputs: EvalInputs) -> dict:
+def evaluate(clip: LoadedClip, manifest: Manifest, settings: EvalClipSettings, inputs: EvalInputs,
+             name: str = "clip") -> dict:
     class_words = [display_name(c, settings.class_names) for c in manifest.classes]
     stuff_words = [display_name(s, settings.class_names) for s in manifest.stuff_classes]
     prompts = [fill(settings.object_prompt, w) for w in class_words] + [fill(settings.stuff_prompt, w) for w in stuff_words]
     text = clip.encode_text(prompts).float().cpu()
-    scores = (encode_images(clip, inputs.images) @ text[: len(class_words)].t()).numpy()
+    image_features = encode_images(clip, inputs.images, desc=f"eval_clip[{name}] images")
+    scores = (image_features @ text[: len(class_words)].t()).numpy()
     mAP, per_class = mean_average_precision(scores, manifest.labels(settings.split))
     result = {"source": clip.source, "prompts": prompts, "zero_shot_map": mAP,
               "zero_shot_ap": dict(zip(manifest.classes, per_class))}
     crops = inputs.crops
     if crops is not None and len(crops.truth):
-        best = (encode_images(clip, crops.images) @ text.t()).argmax(dim=1).numpy()
+        crop_features = encode_images(clip, crops.images, desc=f"eval_clip[{name}] masked crops")
+        best = (crop_features @ text.t()).argmax(dim=1).numpy()
         right = best == crops.truth
         words = manifest.classes + manifest.stuff_classes
         result["stuff_test"] = {
@@ -156,7 +159,7 @@ def run(settings: EvalClipSettings, manifest_path: str | Path, clips: dict[str, 
         clip = load_clip(model, weights, device).freeze()
         if clip.image_size not in inputs:
             inputs[clip.image_size] = prepare_inputs(manifest, settings, clip.image_size)
-        results[name] = evaluate(clip, manifest, settings, inputs[clip.image_size])
+        results[name] = evaluate(clip, manifest, settings, inputs[clip.image_size], name)
         stuff = results[name].get("stuff_test", {})
         log.info("%s: zero-shot mAP %.3f; stuff test objects %.3f, stuff %.3f", name, results[name]["zero_shot_map"],
                  stuff.get("object_accuracy", float("nan")), stuff.get("stuff_accuracy", float("nan")))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from clims_core.losses.contrastive import contrastive_loss
 from clims_core.models.clip import LoadedClip
@@ -144,10 +145,12 @@ def train_contrastive(
 
 
 @torch.no_grad()
-def encode_images(clip: LoadedClip, images_u8: torch.Tensor | np.ndarray, batch_size: int = 256) -> torch.Tensor:
-    """Unit image embeddings of a uint8 N x 3 x H x W array, in batches."""
+def encode_images(clip: LoadedClip, images_u8: torch.Tensor | np.ndarray, batch_size: int = 256,
+                  desc: str | None = None) -> torch.Tensor:
+    """Unit image embeddings of a uint8 N x 3 x H x W array, in batches (a progress bar when ``desc`` is given)."""
     images_u8 = torch.as_tensor(images_u8)
-    chunks = [clip.encode_image(images_u8[i:i + batch_size].float().div(255)) for i in range(0, len(images_u8), batch_size)]
+    starts = tqdm(range(0, len(images_u8), batch_size), desc=desc, unit="batch", mininterval=2.0, disable=desc is None)
+    chunks = [clip.encode_image(images_u8[i:i + batch_size].float().div(255)) for i in starts]
     return torch.cat(chunks).float().cpu()
 
 

@@ -72,7 +72,8 @@ VOC_SPLITS = {"train_aug": 10_582, "train": 1_464, "val": 1_449}
 
 def make_fake_voc(root: Path) -> Path:
     """A VOC tree with VOC's split sizes and 4 px images: all that planning may look at (lists and folders)."""
-    for folder in ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Segmentation", "ImageSets/SegmentationAug"):
+    for folder in ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Segmentation",
+                   "ImageSets/SegmentationAug"):
         (root / folder).mkdir(parents=True)
     train_aug = [f"2007_{i:06d}" for i in range(VOC_SPLITS["train_aug"])]
     val = [f"2008_{i:06d}" for i in range(VOC_SPLITS["val"])]

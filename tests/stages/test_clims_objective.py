@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clims_core.models.clip import build_clip, clip_from_config
+from clims_core.models.clip import clip_from_config
 from clims_core.stages.clims_objective import ClimsObjective
 from clims_core.stages.clims_settings import PRESETS, ClimsSettings, resolve_clims_section
 from tests.conftest import TINY_CLIP_CFG
