@@ -68,12 +68,3 @@ def area_regularization(maps: torch.Tensor) -> torch.Tensor:
 def prompt_probabilities(similarity: torch.Tensor, logit_scale: float) -> torch.Tensor:
     """Softmax over the prompt set (columns) at CLIP's logit scale: the ``softmax`` score of each word."""
     return torch.softmax(logit_scale * similarity, dim=-1)
-
-
-def class_vs_background_probability(similarity: torch.Tensor, classes: torch.Tensor, n_classes: int,
-                                    logit_scale: float) -> torch.Tensor:
-    """Row i's probability of class ``classes[i]`` in a softmax over that class's prompt and the background words
-    (columns ``n_classes:``) only: the ``softmax_stuff`` score, where other object classes do not compete."""
-    rows = torch.arange(len(classes), device=similarity.device)
-    logits = torch.cat([similarity[rows, classes][:, None], similarity[:, n_classes:]], dim=1)
-    return torch.softmax(logit_scale * logits, dim=-1)[:, 0]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from clims_core.losses.clims import (area_regularization, background_suppression, background_text_matching,
-                                     class_vs_background_probability, object_text_matching, prompt_probabilities)
+                                     object_text_matching, prompt_probabilities)
 from clims_core.models.backbone import imagenet_normalize
 from clims_core.models.clip import LoadedClip
 from clims_core.models.prompts import display_name, fill
@@ -68,30 +68,26 @@ class ClimsObjective:
             similarity = features.float() @ self.text.t()  # 2P x (K + B)
         fg_raw, bg = similarity[: len(n)], similarity[len(n):]
         k = len(self.classes)
-        rows = torch.arange(len(n), device=fg_raw.device)
-        fg_score, bg_score, cbs_scores = fg_raw[rows, c], bg[rows, c], fg_raw
-        if self.settings.similarity != "cosine":
-            cbs_scores = prompt_probabilities(fg_raw, self.logit_scale)
-            if self.settings.similarity == "softmax":
-                fg_score, bg_score = cbs_scores[rows, c], prompt_probabilities(bg, self.logit_scale)[rows, c]
-            else:  # softmax_stuff
-                fg_score = class_vs_background_probability(fg_raw, c, k, self.logit_scale)
-                bg_score = class_vs_background_probability(bg, c, k, self.logit_scale)
+        fg, cbs_scores = fg_raw, fg_raw
+        if self.settings.similarity == "softmax":
+            fg, bg = prompt_probabilities(fg_raw, self.logit_scale), prompt_probabilities(bg, self.logit_scale)
+            cbs_scores = fg
             if self.settings.cbs_softmax == "without_labels":
                 labelled = torch.zeros_like(fg_raw, dtype=torch.bool)
                 labelled[:, :k] = labels[n].bool()
                 cbs_scores = prompt_probabilities(fg_raw.masked_fill(labelled, float("-inf")), self.logit_scale)
+        rows = torch.arange(len(n), device=fg.device)
         weights = self.class_weight[c]
-        otm = object_text_matching(fg_score, weights)
-        btm = background_text_matching(bg_score, weights)
+        otm = object_text_matching(fg[rows, c], weights)
+        btm = background_text_matching(bg[rows, c], weights)
         if self.background_words:
             cbs = background_suppression(cbs_scores[:, k:], self.applies[c], self.settings.cbs_threshold,
                                          self.settings.cbs_reduction)
         else:
-            cbs = fg_raw.new_zeros(())
+            cbs = fg.new_zeros(())
         reg = area_regularization(maps if self.settings.area == "all" else maps[n, c])
         w = self.settings.loss_weights
         loss = w[0] * otm + w[1] * btm + w[2] * cbs + w[3] * reg
         parts = {"otm": otm.item(), "btm": btm.item(), "cbs": cbs.item(), "reg": reg.item(),
-                 "fg_score": fg_score.mean().item(), "bg_score": bg_score.mean().item()}
+                 "fg_score": fg[rows, c].mean().item(), "bg_score": bg[rows, c].mean().item()}
         return loss, parts

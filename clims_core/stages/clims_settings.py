@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
-SIMILARITIES = ("cosine", "softmax", "softmax_stuff")
 
 
 @dataclass(frozen=True)
@@ -18,9 +17,7 @@ class ClimsSettings:
     cbs_threshold: float | None = 0.26  # improved: only background scores above it count
     cbs_reduction: str = "sum"  # improved: sum (public code); cvpr: sum_mean (per positive the mean over words)
     class_weights: dict[str, float] = field(default_factory=dict)  # cvpr: sofa, diningtable, chair x3
-    # "cosine" (paper), "softmax" over the prompt set at CLIP's logit scale, or "softmax_stuff": each class against
-    # the background words only, so object classes that share parts (the demo's train and car bodies) do not compete
-    similarity: str = "cosine"
+    similarity: str = "cosine"  # "cosine" (paper) or "softmax" over the prompt set at CLIP's logit scale
     object_prompt: str = "a photo of {article} {name}."
     background_prompt: str = "a photo of {name}."
     class_names: dict[str, str] = field(default_factory=dict)
@@ -38,8 +35,8 @@ class ClimsSettings:
     cbs_softmax: str = "all_prompts"
 
     def __post_init__(self) -> None:
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"clims similarity: expected one of {SIMILARITIES}, got {self.similarity!r}")
+        if self.similarity not in ("cosine", "softmax"):
+            raise ValueError(f"clims similarity: expected cosine or softmax, got {self.similarity!r}")
         if self.masking not in MASKINGS:
             raise ValueError(f"clims masking: expected one of {MASKINGS}, got {self.masking!r}")
         if self.area not in ("all", "positives"):

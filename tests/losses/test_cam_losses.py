@@ -9,7 +9,7 @@ import torch
 
 from clims_core.losses.cam import merge, multilabel_loss, puzzle_alpha, puzzle_reconstruction_loss, tile
 from clims_core.losses.clims import (area_regularization, background_suppression, background_text_matching,
-                                     class_vs_background_probability, object_text_matching, prompt_probabilities)
+                                     object_text_matching, prompt_probabilities)
 
 
 def test_multilabel_loss_matches_definition():
@@ -59,11 +59,3 @@ def test_area_and_probabilities():
     assert area_regularization(torch.tensor([[0.0, 1.0], [1.0, 1.0]])).item() == pytest.approx(0.75)
     p = prompt_probabilities(torch.tensor([[0.3, 0.2]]), 100.0)
     assert p.sum().item() == pytest.approx(1.0) and p[0, 0].item() == pytest.approx(1 / (1 + math.exp(-10)))
-
-
-def test_class_against_background_words_ignores_the_other_classes():
-    # 2 classes then 1 background word; row 0 scores class 0, row 1 class 1
-    similarity = torch.tensor([[0.30, 0.90, 0.20], [0.10, 0.25, 0.30]])
-    p = class_vs_background_probability(similarity, torch.tensor([0, 1]), 2, 100.0)
-    assert p[0].item() == pytest.approx(1 / (1 + math.exp(-10)))  # class 1's 0.90 does not compete with class 0
-    assert p[1].item() == pytest.approx(1 / (1 + math.exp(5)), rel=1e-5)
