@@ -186,6 +186,9 @@ def _check_seg(config: dict, base: Path) -> None:
     low, high = seg["train"]["scale_range"]
     if low > high:
         raise ConfigError(f"config key 'seg.train.scale_range': expected [low, high] with low <= high, got {[low, high]}")
+    if seg["pseudo_methods"] and seg["pseudo_refiner"] == "crf" and config["refine"]["crf"]["split"] != "train_aug":
+        raise ConfigError("config key 'seg.pseudo_refiner': crf masks are pseudo masks only when they cover train_aug; "
+                          "set refine.crf.split: train_aug")
     unrefined = [m for m in seg["pseudo_methods"] if m not in config["cam"]["methods"]]
     if unrefined:
         raise ConfigError(f"config key 'seg.pseudo_methods': {unrefined} are not in cam.methods {cam['methods']}, "

@@ -236,6 +236,15 @@ def test_plan_has_the_seg_rules_and_refuses_pseudo_methods_without_masks(tmp_pat
     assert message in refused.stdout + refused.stderr
     assert not (tmp_path / "bad" / "results").exists()
 
+    config = copy.deepcopy(TINY_DEMO)  # seg.pseudo_refiner crf: the weak runs read the CRF masks of train_aug
+    config["seg"]["pseudo_refiner"] = "crf"
+    config["refine"]["crf"]["split"] = "train_aug"
+    crf = snakemake(tmp_path / "crf", config, "-n", "--cores", "1")
+    assert crf.returncode == 0, crf.stdout[-2000:] + crf.stderr[-2000:]
+    seg_inputs = [line for line in crf.stdout.splitlines()  # train_seg: manifest, CAM trunk (init), masks
+                  if "input:" in line and "/cam/cam-" in line and "/masks/" in line]
+    assert len(seg_inputs) == 2 and all("-crf-" in line and "-irn-" not in line for line in seg_inputs), seg_inputs
+
 
 def test_config_checks_of_the_seg_section():
     """Cross-key checks: ImageNet init needs the weights file, CAM init the cam method, pseudo methods CAMs."""
@@ -251,7 +260,8 @@ def test_config_checks_of_the_seg_section():
     assert filled["seg"]["init"] == "cam" and filled["seg"]["cct"]["decoders"]["vat"] == 1
     bad = [({"init": "imagenet"}, "config key 'seg.init': imagenet needs cam.backbone_weights"),
            ({"pseudo_methods": ["cam", "puzzlecam"]}, "config key 'seg.pseudo_methods': ['puzzlecam'] are not in"),
-           ({"train": {**demo["seg"]["train"], "scale_range": [1.5, 0.5]}}, "'seg.train.scale_range'")]
+           ({"train": {**demo["seg"]["train"], "scale_range": [1.5, 0.5]}}, "'seg.train.scale_range'"),
+           ({"pseudo_refiner": "crf"}, "'seg.pseudo_refiner': crf masks are pseudo masks only when they cover")]
     for change, message in bad:
         config = copy.deepcopy(demo)
         config["cam"]["methods"] = ["cam", "clims"]

@@ -40,8 +40,9 @@ def mask_dir(method: str, refiner: str) -> str:
 for _method in REFINE_METHODS:
     for _refiner in REFINERS:
         MASK_EVAL[f"{_method}/{_refiner}"] = f"{mask_dir(_method, _refiner)}/eval_train.json"
+    if CFG["seg"]["pseudo_refiner"] in REFINERS:
+        PSEUDO_MASKS[_method] = f"{mask_dir(_method, CFG['seg']['pseudo_refiner'])}/index.json"
     if "irn" in REFINERS:
-        PSEUDO_MASKS[_method] = f"{mask_dir(_method, 'irn')}/index.json"
         benchmark(f"train_irn_{_method}", IRN_TAGS[_method])
     if REFINE_SHARDS == 1:  # sharded jobs have one benchmark each; the summary times whole rules only
         if "irn" in REFINERS:

@@ -5,13 +5,13 @@ SEG = CFG["seg"]
 _no_masks = [m for m in SEG["pseudo_methods"] if m not in PSEUDO_MASKS]
 if _no_masks:
     raise WorkflowError(
-        f"config key 'seg.pseudo_methods': no refined (irn) pseudo masks for {_no_masks}; this config makes them for "
-        f"{sorted(PSEUDO_MASKS) or 'no method'} (refine.methods with the irn refiner): add them there or remove "
-        f"them from seg.pseudo_methods")
+        f"config key 'seg.pseudo_methods': no refined ({SEG['pseudo_refiner']}) pseudo masks for {_no_masks}; this "
+        f"config makes them for {sorted(PSEUDO_MASKS) or 'no method'} (refine.methods with the "
+        f"{SEG['pseudo_refiner']} refiner in refine.refiners): add them there or remove them from seg.pseudo_methods")
 # run name -> CAM method of its pseudo masks (None: no pseudo masks), in Table 1 order
 SEG_RUNS = {"cct_labeled": None, **{f"cct_weak_{m}": m for m in SEG["pseudo_methods"]}}
-_SEG_SECTION = [{k: v for k, v in SEG.items() if k not in ("pseudo_methods", "eval")}, CAM["backbone"],
-                CAM["backbone_weights"] if SEG["init"] == "imagenet" else None, CFG["seed"]]
+_SEG_SECTION = [{k: v for k, v in SEG.items() if k not in ("pseudo_methods", "pseudo_refiner", "eval")},
+                CAM["backbone"], CAM["backbone_weights"] if SEG["init"] == "imagenet" else None, CFG["seed"]]
 _SEG_INIT = [CAM_TAGS["cam"]] if SEG["init"] == "cam" else []
 SEG_TAGS = {run: tag(_SEG_SECTION + [run], DATA_TAG, *_SEG_INIT, *([PSEUDO_MASKS[m]] if m else []))
             for run, m in SEG_RUNS.items()}
