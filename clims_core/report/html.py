@@ -10,7 +10,7 @@ import base64
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,10 @@ def _pair_cells(pairs: Sequence[str]) -> list[str]:
     return [escape(pair.replace("/", " on ")) for pair in pairs]
 
 
+def _mious(entries: Mapping[str, Mapping[str, Any]], name: Callable[[str], str]) -> Cell:
+    return Cell(", ".join(f"{name(key)} {number(entry['miou'])}" for key, entry in entries.items()))
+
+
 def glance_section(summary: Mapping[str, Any]) -> str:
     """The claims of the run in one table: which stage, what was compared, the figures."""
     rows: list[list[Cell | str]] = []
@@ -155,8 +159,7 @@ def glance_section(summary: Mapping[str, Any]) -> str:
         rows.append(["CLIP", "zero-shot multi-label mAP on val", Cell(maps)])
     cams = summary.get("cams", {})
     if cams:
-        text = ", ".join(f"{method_name(m)} {number(e['miou'])}" for m, e in cams.items())
-        rows.append(["CAMs", "mIoU on the pixel-labeled train split", Cell(text)])
+        rows.append(["CAMs", "mIoU on the pixel-labeled train split", _mious(cams, method_name)])
         pairs = list(dict.fromkeys(p for e in cams.values() for p in e.get("confounder_fp", {})))
         if pairs:
             lines = [f"{escape(p)}: " + ", ".join(f"{method_name(m)} {number(e['confounder_fp'].get(p), 1, '%')}"
@@ -164,12 +167,10 @@ def glance_section(summary: Mapping[str, Any]) -> str:
             rows.append(["CAMs", "confounder false positives (lower is better)", Cell("<br>".join(lines))])
     masks = summary.get("masks", {})
     if masks:
-        text = ", ".join(f"{method_name(k)} {number(e['miou'])}" for k, e in masks.items())
-        rows.append(["pseudo masks", "mIoU on the pixel-labeled train split", Cell(text)])
+        rows.append(["pseudo masks", "mIoU on the pixel-labeled train split", _mious(masks, method_name)])
     seg = summary.get("seg", {})
     if seg:
-        text = ", ".join(f"{escape(k)} {number(e['miou'])}" for k, e in seg.items())
-        rows.append(["segmentation", "mIoU on val", Cell(text)])
+        rows.append(["segmentation", "mIoU on val", _mious(seg, escape)])
     if not rows:
         return ""
     return section("glance", "At a glance", table(["stage", "measure", "this run"], rows))
