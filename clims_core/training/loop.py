@@ -51,9 +51,12 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
 
 
 def _loader(dataset: Dataset, plan: list[list[Any]], workers: int) -> Iterator[Any]:
+    """Batches of ``plan``. The loader gets its own generator: by default each new DataLoader iterator draws its base
+    seed from the global RNG, which would shift the random stream of the model (CCT's perturbations) by one draw per
+    epoch and differently in a resumed run."""
     if not plan:
         return iter(())
-    return iter(DataLoader(dataset, batch_sampler=plan, num_workers=workers))
+    return iter(DataLoader(dataset, batch_sampler=plan, num_workers=workers, generator=torch.Generator()))
 
 
 class EpochPlan:
@@ -139,6 +142,20 @@ class _Terminated:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def rng_state() -> dict[str, Any]:
+    """torch's global RNG states (dropout, noise and other random layers draw from them), for exact resume."""
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng(state: dict[str, Any] | None) -> None:
+    if not state:
+        return
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class ResumeState:
     """The step checkpoint of one training job, valid only for the same job identity (settings + code)."""
 
@@ -166,7 +183,8 @@ class ResumeState:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.path, model.state_dict(), {}, step, optimizer=optimizer.state_dict(),
-                        identity=self.identity, history=history, epoch_sums=epoch_sums, source=source)
+                        identity=self.identity, history=history, epoch_sums=epoch_sums, source=source,
+                        rng=rng_state())
 
     def clear(self) -> None:
         if self.path is not None:
@@ -205,6 +223,7 @@ def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.O
         step, history, sums = state["step"], list(state["history"]), dict(state.get("epoch_sums", {}))
         if hasattr(source, "load_state"):
             source.load_state(state["source"])
+        restore_rng(state.get("rng"))
         log.info("%s: resuming at step %d of %d from %s", desc, step, total, resume.path)
     with _Terminated() as terminated:
         while step < total:

@@ -145,7 +145,7 @@ def _paired_source() -> PairedStreams:
 
 def _paired_run(resume: ResumeState, crash_at: int | None = None) -> tuple[nn.Module, list]:
     torch.manual_seed(0)
-    model = nn.Linear(1, 1)
+    model = nn.Sequential(nn.Linear(1, 8), nn.Dropout(0.5), nn.Linear(8, 1))  # random like CCT's perturbations
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
     for group in optimizer.param_groups:
         group["initial_lr"] = 1e-5
@@ -167,7 +167,8 @@ def _paired_run(resume: ResumeState, crash_at: int | None = None) -> tuple[nn.Mo
 
 def test_paired_streams_resume_mid_epoch_with_the_batches_of_an_uninterrupted_run(tmp_path):
     """train_seg's two endless streams: a run that dies after its step-4 checkpoint (mid epoch 2) continues at step 4
-    with the same batches of both streams and ends with the uninterrupted run's weights."""
+    with the same batches of both streams and the same random draws (dropout), and ends with the uninterrupted run's
+    weights."""
     reference, seen = _paired_run(ResumeState(None, "x"))
     assert [s[0] for s in seen] == list(range(6))
     labeled = [v for s in seen for v in s[1]]
