@@ -90,3 +90,18 @@ def tiny_world(tmp_path_factory) -> dict:
     run(PrepareSettings(root=out / "VOC", classes=list(settings.classes), stuff_classes=list(settings.stuff_classes),
                         captions=out / "captions", threads=2), manifest)
     return {"dir": out, "voc": out / "VOC", "captions": out / "captions", "manifest": manifest, "settings": settings}
+
+
+def launch_stage(stage: str, arguments: dict, folder: Path, processes: int) -> None:
+    """Run a training stage in its own process(es), as the rules do (torchrun for several, one thread each)."""
+    import json
+    import os
+    import subprocess
+
+    from clims_core.training.launch import stage_command
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "arguments.json").write_text(json.dumps(arguments))
+    result = subprocess.run(stage_command(stage, folder / "arguments.json", processes), capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

@@ -28,6 +28,15 @@ def torchrun_command(stage: str, arguments_path: str | Path, processes: int) -> 
             "-m", "clims_core.training.launch", stage, str(arguments_path)]
 
 
+def stage_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:
+    """The command that runs ``stage`` on a JSON arguments file: torchrun for several processes, else plain Python."""
+    if processes > 1:
+        return torchrun_command(stage, arguments_path, processes)
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r} cannot be launched (known: {sorted(STAGES)})")
+    return [sys.executable, "-m", "clims_core.training.launch", stage, str(arguments_path)]
+
+
 def run_stage(stage: str, arguments: dict[str, Any], processes: int, work_dir: str | Path) -> None:
     """Run ``stage`` in this process (``processes`` 1) or in ``processes`` torchrun processes."""
     module = importlib.import_module(STAGES[stage])

@@ -4,9 +4,6 @@ evaluation run end to end and their checkpoints load back."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,8 +13,7 @@ from clims_core.data.manifest import Manifest
 from clims_core.models.clip import load_clip
 from clims_core.stages import eval_clip, finetune_clip, pretrain_clip
 from clims_core.training.contrastive import ContrastiveSettings
-from clims_core.training.launch import torchrun_command
-from tests.conftest import TINY_CLIP_CFG
+from tests.conftest import TINY_CLIP_CFG, launch_stage
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +89,10 @@ def test_finetune_in_two_gloo_processes_matches_one_process(pretrained, tiny_wor
     updates = {}
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
-        out.mkdir()
         arguments = {"section": section, "class_names": {}, "clip": [None, str(pretrained[0])], "seed": 0,
                      "device": "cpu", "threads": 1, "checkpoint_every": 0, "manifest": str(tiny_world["manifest"]),
                      "checkpoint": str(out / "ft.pt"), "metrics": str(out / "ft.json"), "resume": str(out / "r.pt")}
-        (out / "arguments.json").write_text(json.dumps(arguments))
-        command = (torchrun_command("finetune_clip", out / "arguments.json", processes) if processes > 1 else
-                   [sys.executable, "-m", "clims_core.training.launch", "finetune_clip", str(out / "arguments.json")])
-        result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                                timeout=600)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        launch_stage("finetune_clip", arguments, out, processes)
         assert json.loads((out / "ft.json").read_text())["processes"] == processes
         after = load_clip(None, out / "ft.pt").model.state_dict()
         updates[processes] = {k: after[k].float() - before[k].float() for k in before}

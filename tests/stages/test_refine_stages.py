@@ -4,9 +4,6 @@ sharded runs merge into exactly the unsharded result, a pool of processes gives 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +16,7 @@ from clims_core.refine.crf import CrfSettings
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.stages import (cam_to_ir_label, crf_masks, eval_masks, make_cams, make_pseudo_masks, merge_masks,
                                train_cam, train_irn)
-from clims_core.training.launch import torchrun_command
+from tests.conftest import launch_stage
 
 FAST_CRF = CrfSettings(iterations=3)
 
@@ -112,14 +109,7 @@ def test_irn_in_two_gloo_processes_matches_one_process(cams, ir_labels, tmp_path
                      "manifest": str(cams["manifest"]), "ir_labels": str(ir_labels / "index.json"),
                      "cam_checkpoint": str(cams["checkpoint"]), "checkpoint": str(out / "model.pt"),
                      "metrics": str(out / "metrics.json"), "resume": str(out / "resume.pt")}
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        path = out / "arguments.json"
-        out.mkdir()
-        path.write_text(json.dumps(arguments))
-        command = (torchrun_command("train_irn", path, processes) if processes > 1
-                   else [sys.executable, "-m", "clims_core.training.launch", "train_irn", str(path)])
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        launch_stage("train_irn", arguments, out, processes)
         assert json.loads((out / "metrics.json").read_text())["processes"] == processes
         weights[processes] = load_checkpoint(out / "model.pt")["model"]
     for name, value in weights[1].items():

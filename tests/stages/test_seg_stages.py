@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import EncoderSpec
 from clims_core.stages import eval_seg, seg_table, train_seg
 from clims_core.stages.cct_objective import CctLossSettings, cct_step
-from clims_core.training.launch import torchrun_command
+from tests.conftest import launch_stage
 
 ONE_EACH = {"vat": 1, "dropout": 1, "cutout": 1, "context_masking": 1, "object_masking": 1, "feature_drop": 1,
             "feature_noise": 1}
@@ -266,6 +263,8 @@ def test_config_checks_of_the_seg_section():
         config = copy.deepcopy(demo)
         config["cam"]["methods"] = ["cam", "clims"]
         config["seg"].update(change)
+        if "pseudo_refiner" in change:  # CRF masks of the train split only: evaluation, no pseudo masks
+            config["refine"]["crf"]["split"] = "train"
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             validate_config(config, base_dir=REPO)
     no_cam = copy.deepcopy(filled)  # other stages' checks would object first, so the seg check alone
@@ -286,17 +285,11 @@ def test_train_seg_in_two_gloo_processes_runs_the_single_process_schedule(reduce
     results = {}
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
-        out.mkdir()
         arguments = {"run": "cct_weak_gt", "seg": config["seg"], "cam": config["cam"], "seed": 0, "device": "cpu",
                      "threads": 1, "checkpoint_every": 0, "manifest": str(reduced["manifest"]),
                      "pseudo": str(reduced["pseudo"]), "init": None, "checkpoint": str(out / "model.pt"),
                      "metrics": str(out / "metrics.json"), "resume": str(out / "resume.pt")}
-        (out / "arguments.json").write_text(json.dumps(arguments))
-        command = (torchrun_command("train_seg", out / "arguments.json", processes) if processes > 1 else
-                   [sys.executable, "-m", "clims_core.training.launch", "train_seg", str(out / "arguments.json")])
-        result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                                timeout=600)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        launch_stage("train_seg", arguments, out, processes)
         results[processes] = json.loads((out / "metrics.json").read_text())
         assert not (out / "resume.pt").exists()
     one, two = results[1], results[2]

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset
 from clims_core.data.segmentation import PassSampler
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.training.distributed import Distributed
-from clims_core.training.launch import torchrun_command
+from clims_core.training.launch import stage_command, torchrun_command
 from clims_core.training.loop import (TERMINATED_EXIT_CODE, LoopSettings, PairedStreams, ResumeState, epoch_batches,
                                       train_loop)
 
@@ -48,6 +47,9 @@ def test_torchrun_launches_only_known_stages():
     assert "clims_core.training.launch" in torchrun_command("train_cam", "a.json", 2)
     with pytest.raises(ValueError, match="cannot be launched"):
         torchrun_command("os.system", "a.json", 2)
+    assert stage_command("train_seg", "a.json", 1)[1:] == ["-m", "clims_core.training.launch", "train_seg", "a.json"]
+    with pytest.raises(ValueError, match="cannot be launched"):
+        stage_command("os.system", "a.json", 1)
 
 
 def _arguments(tiny_world, out: Path, epochs: int = 1, checkpoint_every: int = 0) -> dict:
@@ -64,8 +66,7 @@ def _launch(arguments: dict, out: Path, processes: int = 1) -> subprocess.Popen:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "arguments.json"
     path.write_text(json.dumps(arguments))
-    command = (torchrun_command("train_cam", path, processes) if processes > 1
-               else [sys.executable, "-m", "clims_core.training.launch", "train_cam", str(path)])
+    command = stage_command("train_cam", path, processes)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
