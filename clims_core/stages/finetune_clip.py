@@ -18,7 +18,6 @@ import torch
 
 from clims_core.data.captions import load_images
 from clims_core.data.manifest import Manifest
-from clims_core.device import pick_device
 from clims_core.io.atomic import write_json
 from clims_core.models.clip import load_clip, save_clip_checkpoint
 from clims_core.models.prompts import display_name, label_text
@@ -53,9 +52,7 @@ def run(settings: FinetuneClipSettings, manifest_path: str | Path, clip_model: s
     """Fine-tune; write the checkpoint and the metrics JSON. DDP under ``torchrun``; ``resume_path`` as in
     :func:`clims_core.stages.pretrain_clip.run`."""
     start = time.perf_counter()
-    device = pick_device(settings.device, settings.threads)
-    dist = distributed.context(device)
-    device = dist.device(device)
+    dist, device = distributed.start(settings.device, settings.threads)
     torch.manual_seed(settings.training.seed)
     manifest = Manifest.load(manifest_path)
     clip = load_clip(clip_model, clip_weights, device)
@@ -67,8 +64,8 @@ def run(settings: FinetuneClipSettings, manifest_path: str | Path, clip_model: s
 
     log.info("fine-tuning %s on %d %s images with label text, e.g. %r", clip.source, len(texts), settings.split, texts[0])
     identity = canonical_json([asdict(settings), clip_model, str(clip_weights), code_version()])
-    history = train_contrastive(clip, load_batch, texts, settings.training, "finetune_clip", dist,
-                                ResumeState(resume_path, identity))
+    resume = ResumeState(resume_path, identity)
+    history = train_contrastive(clip, load_batch, texts, settings.training, "finetune_clip", dist, resume)
     metrics = {"code_version": code_version(), "images": len(texts), "loss_per_epoch": history,
                "distinct_texts": len(set(texts)), "seconds": time.perf_counter() - start,
                "processes": dist.world_size}
@@ -76,10 +73,9 @@ def run(settings: FinetuneClipSettings, manifest_path: str | Path, clip_model: s
         save_clip_checkpoint(checkpoint_path, clip.model, clip.model_cfg or {}, config or {}, step=len(history),
                              model_name=clip.model_name, metrics=metrics)
         write_json(metrics_path, metrics)
-        ResumeState(resume_path, identity).clear()
+        resume.clear()
         log.info("fine-tuned in %.0f s; loss %.3f -> %.3f", metrics["seconds"], history[0], history[-1])
-    dist.barrier()
-    dist.close()
+    dist.finish()
     return metrics
 
 

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from clims_core.data.captions import load_images, read_captions
-from clims_core.device import pick_device
 from clims_core.io.atomic import write_json
 from clims_core.models.clip import clip_from_config, save_clip_checkpoint
 from clims_core.tags import canonical_json
@@ -59,9 +58,7 @@ def run(settings: PretrainClipSettings, captions_dir: str | Path, checkpoint_pat
     Under ``torchrun`` each process encodes its share of every global batch (DDP); ``resume_path`` is the step
     checkpoint in the work folder that a killed run continues from."""
     start = time.perf_counter()
-    device = pick_device(settings.device, settings.threads)
-    dist = distributed.context(device)
-    device = dist.device(device)
+    dist, device = distributed.start(settings.device, settings.threads)
     torch.manual_seed(settings.training.seed)
     pairs = read_captions(captions_dir)
     clip = clip_from_config(settings.model_cfg, settings.model_name, device)
@@ -73,8 +70,9 @@ def run(settings: PretrainClipSettings, captions_dir: str | Path, checkpoint_pat
     before = retrieval_at_1(clip, images[held], list(texts[held])) if len(held) else None
     train_images = torch.from_numpy(images[train])
     identity = canonical_json([asdict(settings), str(captions_dir), code_version()])
+    resume = ResumeState(resume_path, identity)
     history = train_contrastive(clip, lambda idx: train_images[idx], list(texts[train]), settings.training,
-                                "pretrain_clip", dist, ResumeState(resume_path, identity))
+                                "pretrain_clip", dist, resume)
     after = retrieval_at_1(clip, images[held], list(texts[held])) if len(held) else None
     metrics = {
         "code_version": code_version(), "pairs": len(pairs), "held_out": len(held), "loss_per_epoch": history,
@@ -85,11 +83,10 @@ def run(settings: PretrainClipSettings, captions_dir: str | Path, checkpoint_pat
         save_clip_checkpoint(checkpoint_path, clip.model, settings.model_cfg, config or {}, step=len(history),
                              model_name=settings.model_name, metrics=metrics)
         write_json(metrics_path, metrics)
-        ResumeState(resume_path, identity).clear()
+        resume.clear()
         log.info("held-out caption retrieval R@1 %.3f -> %.3f; loss %.3f -> %.3f (%.0f s)", before or 0, after or 0,
                  history[0], history[-1], metrics["seconds"])
-    dist.barrier()
-    dist.close()
+    dist.finish()
     return metrics
 
 

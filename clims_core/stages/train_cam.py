@@ -22,7 +22,7 @@ from torch import nn
 
 from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
-from clims_core.device import memory_format, pick_device
+from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.losses.cam import (merge, multilabel_loss, normalised_cams, puzzle_alpha, puzzle_reconstruction_loss,
@@ -183,9 +183,7 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
     checkpoint in the work folder that a killed run continues from.
     """
     start = time.perf_counter()
-    device = pick_device(settings.device, settings.threads)
-    dist = distributed.context(device)
-    device = dist.device(device)
+    dist, device = distributed.start(settings.device, settings.threads)
     torch.manual_seed(settings.seed)
     manifest = Manifest.load(manifest_path)
     dataset = ClassificationDataset(manifest, settings.split, settings.crop, settings.resize_long, True, settings.seed)
@@ -198,9 +196,10 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
     optimizer = make_optimizer(model, settings)
     source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"train_cam[{settings.method}]")
     identity = canonical_json([asdict(settings), str(init_checkpoint), clip, code_version()])
+    resume = ResumeState(resume_path, identity)
     history, steps = train_loop(LossStep(objective, device, dist), model, optimizer, source,
                                 LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
-                                ResumeState(resume_path, identity), f"train_cam[{settings.method}]", poly,
+                                resume, f"train_cam[{settings.method}]", poly,
                                 shown=("loss", "otm", "btm", "cbs", "re"))
     metrics = {"method": settings.method, "code_version": code_version(), "steps": steps, "history": history,
                "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
@@ -208,9 +207,8 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
         save_checkpoint(checkpoint_path, model.cpu().state_dict(), config or {}, steps,
                         architecture=architecture(settings, len(manifest.classes)), metrics=metrics)
         write_json(metrics_path, metrics)
-        ResumeState(resume_path, identity).clear()
-    dist.barrier()
-    dist.close()
+        resume.clear()
+    dist.finish()
     return metrics
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from clims_core.data.manifest import Manifest
-from clims_core.device import memory_format, pick_device
+from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.losses.irn import class_boundary_loss
@@ -122,9 +122,7 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     Under ``torchrun`` each process trains on its share of every global batch (DDP); ``resume_path`` is the step
     checkpoint in the work folder that a killed run continues from."""
     start = time.perf_counter()
-    device = pick_device(settings.device, settings.threads)
-    dist = distributed.context(device)
-    device = dist.device(device)
+    dist, device = distributed.start(settings.device, settings.threads)
     torch.manual_seed(settings.seed)
     manifest = Manifest.load(manifest_path)
     ir_labels = MaskFolder.load(ir_index_path)
@@ -144,9 +142,10 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     for group in optimizer.param_groups:
         group["initial_lr"] = settings.lr
     identity = canonical_json([asdict(settings), str(ir_index_path), str(cam_checkpoint), code_version()])
+    resume = ResumeState(resume_path, identity)
     history, steps = train_loop(LossStep(objective, device, dist), model, optimizer, source,
                                 LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
-                                ResumeState(resume_path, identity), "train_irn", poly)
+                                resume, "train_irn", poly)
     metrics = {"trunk": settings.trunk, "code_version": code_version(), "steps": steps, "history": history,
                "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
     if dist.is_main:
@@ -154,9 +153,8 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
         save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
                         architecture=architecture, metrics=metrics)
         write_json(metrics_path, metrics)
-        ResumeState(resume_path, identity).clear()
-    dist.barrier()
-    dist.close()
+        resume.clear()
+    dist.finish()
     return metrics
 
 

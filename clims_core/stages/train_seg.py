@@ -24,7 +24,7 @@ import torch
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import (AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset,
                                           image_level_ids, split_paths)
-from clims_core.device import autocast, memory_format, pick_device
+from clims_core.device import autocast, memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.models.backbone import BackboneSpec
@@ -174,9 +174,7 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
     if settings.init == "cam" and init_checkpoint is None:
         raise ValueError("seg.init cam needs the CAM checkpoint (init_checkpoint)")
 
-    device = pick_device(settings.device, settings.threads)
-    dist = distributed.context(device)
-    device = dist.device(device)
+    dist, device = distributed.start(settings.device, settings.threads)
     torch.manual_seed(settings.seed)
     model = build_model(settings, n_classes + 1, init_checkpoint).to(device, memory_format=memory_format(device))
     model = dist.prepare(model.train(), device)
@@ -192,9 +190,10 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
              settings.run, len(labeled), len(unlabeled), "pseudo masks" if pseudo_paths else "no pseudo masks",
              settings.epochs * source.steps_per_epoch, len(model.aux_decoders), device, dist.world_size)
     identity = canonical_json([asdict(settings), str(pseudo_index), str(init_checkpoint), code_version()])
+    resume = ResumeState(resume_path, identity)
     history, steps = train_loop(CctStep(model, settings.losses, pseudo_paths is not None, device, dist), model,
                                 optimizer, source, LoopSettings(settings.epochs, settings.checkpoint_every), device,
-                                dist, ResumeState(resume_path, identity), f"train_seg[{settings.run}]",
+                                dist, resume, f"train_seg[{settings.run}]",
                                 lambda step, total: poly(step, total, settings.poly_power),
                                 shown=("loss", "sup", "unsup", "weak"))
     metrics = {"run": settings.run, "method": settings.method, "code_version": code_version(), "steps": steps,
@@ -205,10 +204,9 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
         save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
                         architecture=architecture(settings, n_classes + 1), metrics=metrics)
         write_json(metrics_path, metrics)
-        ResumeState(resume_path, identity).clear()
+        resume.clear()
         log.info("%s: %d steps in %.0f s", settings.run, steps, metrics["seconds"])
-    dist.barrier()
-    dist.close()
+    dist.finish()
     return metrics
 
 

@@ -80,15 +80,13 @@ class ContrastiveBatches:
     def epoch(self, epoch: int, first: int, dist: Distributed) -> Iterator[tuple]:
         if self._order_epoch != epoch:  # a resumed run keeps the order it was in
             self._order, self._order_epoch = torch.randperm(len(self.tokens), generator=self.generator), epoch
-        size, s = self.settings.batch_size, self.settings
+        size, settings = self.settings.batch_size, self.settings
         for index in range(first, self.steps_per_epoch):
             batch = self._order[index * size:(index + 1) * size].numpy()
             images = random_flip(self.load_batch(batch).float().div_(255), self.generator)
-            images = mask_some(images, s.mask_probability, self.generator, s.masked_area)
-            positions = list(range(len(batch)))
-            mine = dist.share(positions)
-            gathered = [i for rank in range(dist.world_size) for i in positions[rank::dist.world_size]]
-            yield images[mine], (self.tokens[batch][mine], self.text_ids[batch][gathered])
+            images = mask_some(images, settings.mask_probability, self.generator, settings.masked_area)
+            mine = dist.share(list(range(len(batch))))
+            yield images[mine], (self.tokens[batch][mine], self.text_ids[batch][dist.gather_order(len(batch))])
 
 
 class ContrastiveObjective(nn.Module):

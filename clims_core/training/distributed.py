@@ -16,6 +16,8 @@ import torch.distributed.nn.functional  # noqa: F401 (differentiable all_gather)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from clims_core.device import pick_device
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -113,6 +115,23 @@ class Distributed:
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
+
+    def finish(self) -> None:
+        """End of a training stage: wait until the main process has written its outputs, then leave the group."""
+        self.barrier()
+        self.close()
+
+    def gather_order(self, n: int) -> list[int]:
+        """Where :meth:`gather` puts the rows of an ``n``-row global batch: the processes' shares in rank order."""
+        rows = list(range(n))
+        return [i for rank in range(self.world_size) for i in rows[rank::self.world_size]]
+
+
+def start(device_setting: str, threads: int) -> tuple[Distributed, torch.device]:
+    """A training stage's process: its place in the ``torchrun`` job (if any) and its device (one GPU per process)."""
+    device = pick_device(device_setting, threads)
+    dist = context(device)
+    return dist, dist.device(device)
 
 
 def context(device: torch.device) -> Distributed:

@@ -21,20 +21,22 @@ STAGES = {stage: f"clims_core.stages.{stage}" for stage in
           ("pretrain_clip", "finetune_clip", "train_cam", "train_irn", "train_seg")}
 
 
-def torchrun_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:
+def _known(stage: str) -> str:
     if stage not in STAGES:
-        raise ValueError(f"stage {stage!r} cannot be launched with torchrun (known: {sorted(STAGES)})")
+        raise ValueError(f"stage {stage!r} cannot be launched (known: {sorted(STAGES)})")
+    return stage
+
+
+def torchrun_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", "clims_core.training.launch", stage, str(arguments_path)]
+            "-m", "clims_core.training.launch", _known(stage), str(arguments_path)]
 
 
 def stage_command(stage: str, arguments_path: str | Path, processes: int) -> list[str]:
     """The command that runs ``stage`` on a JSON arguments file: torchrun for several processes, else plain Python."""
     if processes > 1:
         return torchrun_command(stage, arguments_path, processes)
-    if stage not in STAGES:
-        raise ValueError(f"stage {stage!r} cannot be launched (known: {sorted(STAGES)})")
-    return [sys.executable, "-m", "clims_core.training.launch", stage, str(arguments_path)]
+    return [sys.executable, "-m", "clims_core.training.launch", _known(stage), str(arguments_path)]
 
 
 def run_stage(stage: str, arguments: dict[str, Any], processes: int, work_dir: str | Path) -> None:

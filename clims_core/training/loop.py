@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable, Iterator
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 

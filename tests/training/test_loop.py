@@ -41,6 +41,8 @@ def test_process_shares_union_to_the_global_batch():
     assert sorted(shares[0] + shares[1]) == batch and shares[0] == [0, 2, 4, 6]
     with pytest.raises(ValueError, match="not divisible"):
         Distributed(0, 3).share(batch)
+    assert Distributed(0, 2).gather_order(6) == [0, 2, 4, 1, 3, 5]  # rank 0's rows, then rank 1's
+    assert Distributed().gather_order(3) == [0, 1, 2]
 
 
 def test_torchrun_launches_only_known_stages():
