@@ -40,7 +40,9 @@ def stage_command(stage: str, arguments_path: str | Path, processes: int) -> lis
 
 
 def run_stage(stage: str, arguments: dict[str, Any], processes: int, work_dir: str | Path) -> None:
-    """Run ``stage`` in this process (``processes`` 1) or in ``processes`` torchrun processes."""
+    """Run ``stage`` in this process (``processes`` 1) or in ``processes`` torchrun processes; its step checkpoint
+    is ``work_dir/resume.pt`` unless the arguments name one."""
+    arguments = {"resume": str(Path(work_dir) / "resume.pt"), **arguments}
     module = importlib.import_module(STAGES[stage])
     if processes <= 1:
         module.run_from_arguments(arguments)

@@ -54,6 +54,18 @@ def test_torchrun_launches_only_known_stages():
         stage_command("os.system", "a.json", 1)
 
 
+def test_run_stage_keeps_the_step_checkpoint_in_the_work_folder(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from clims_core.training import launch
+
+    seen = []
+    monkeypatch.setattr(launch.importlib, "import_module", lambda name: SimpleNamespace(run_from_arguments=seen.append))
+    launch.run_stage("train_irn", {"seed": 0}, 1, tmp_path / "work")
+    launch.run_stage("train_irn", {"seed": 0, "resume": None}, 1, tmp_path / "work")
+    assert seen == [{"resume": str(tmp_path / "work" / "resume.pt"), "seed": 0}, {"resume": None, "seed": 0}]
+
+
 def _arguments(tiny_world, out: Path, epochs: int = 1, checkpoint_every: int = 0) -> dict:
     cam = {"backbone": {"depth": 18, "width": 8, "strides": [2, 2, 2, 1], "norm": "frozen"}, "backbone_weights": None,
            "train": {"epochs": epochs, "batch_size": 8, "lr": 0.01, "weight_decay": 1e-4, "momentum": 0.9, "crop": 64,

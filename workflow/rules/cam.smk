@@ -62,7 +62,6 @@ rule train_cam:
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_cam/{wc.method}-{wc.tag}",
-        resume=lambda wc: f"{WORK}/train_cam/{wc.method}-{wc.tag}/resume.pt",
         code=code("train_cam"),
     threads: 8
     resources:

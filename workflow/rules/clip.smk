@@ -38,7 +38,6 @@ rule pretrain_clip:
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=f"{WORK}/pretrain_clip/{CLIP_PRETRAIN_TAG}",
-        resume=f"{WORK}/pretrain_clip/{CLIP_PRETRAIN_TAG}/resume.pt",
         code=code("pretrain_clip"),
     threads: 8
     resources:
@@ -67,7 +66,6 @@ rule finetune_clip:
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=f"{WORK}/finetune_clip/{CLIP_FINETUNE_TAG}",
-        resume=f"{WORK}/finetune_clip/{CLIP_FINETUNE_TAG}/resume.pt",
         code=code("finetune_clip"),
     threads: 8
     resources:

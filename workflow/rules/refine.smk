@@ -106,7 +106,6 @@ rule train_irn:
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_irn/{wc.method}-{wc.tag}",
-        resume=lambda wc: f"{WORK}/train_irn/{wc.method}-{wc.tag}/resume.pt",
         code=code("train_irn"),
     threads: 8
     resources:

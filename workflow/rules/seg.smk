@@ -55,7 +55,6 @@ rule train_seg:
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_seg/{wc.run}-{wc.tag}",
-        resume=lambda wc: f"{WORK}/train_seg/{wc.run}-{wc.tag}/resume.pt",
         code=code("train_seg"),
     wildcard_constraints:
         run="|".join(SEG_RUNS),

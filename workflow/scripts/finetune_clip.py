@@ -11,6 +11,6 @@ with stage_logging(sm.log[0], "finetune_clip"):
         "section": dict(sm.params.section), "class_names": dict(sm.params.class_names), "clip": list(sm.params.clip),
         "seed": sm.params.seed, "device": sm.params.device, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
-        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics, "resume": sm.params.resume,
+        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics,
     }
     run_stage("finetune_clip", arguments, processes, sm.params.work_dir)

@@ -11,6 +11,6 @@ with stage_logging(sm.log[0], "pretrain_clip"):
         "section": dict(sm.params.section), "captions": sm.params.captions, "seed": sm.params.seed,
         "device": sm.params.device, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "checkpoint": sm.output.checkpoint,
-        "metrics": sm.output.metrics, "resume": sm.params.resume,
+        "metrics": sm.output.metrics,
     }
     run_stage("pretrain_clip", arguments, processes, sm.params.work_dir)

@@ -12,6 +12,6 @@ with stage_logging(sm.log[0], f"train_cam[{method}]"):
         "clip_section": dict(sm.params.clip_section), "clip": list(sm.params.clip), "seed": sm.params.seed,
         "device": sm.params.device, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest, "init": sm.input.get("init"),
-        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics, "resume": sm.params.resume,
+        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics,
     }
     run_stage("train_cam", arguments, processes, sm.params.work_dir)

@@ -11,6 +11,6 @@ with stage_logging(sm.log[0], f"train_irn[{sm.wildcards.method}]"):
         "seed": sm.params.seed, "device": sm.params.device, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
         "ir_labels": sm.input.ir_labels, "cam_checkpoint": sm.input.get("cam_checkpoint"),
-        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics, "resume": sm.params.resume,
+        "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics,
     }
     run_stage("train_irn", arguments, processes, sm.params.work_dir)

@@ -11,6 +11,6 @@ with stage_logging(sm.log[0], f"train_seg[{sm.wildcards.run}]"):
         "device": sm.params.device, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
         "pseudo": sm.input.get("pseudo"), "init": sm.input.get("init"), "checkpoint": sm.output.checkpoint,
-        "metrics": sm.output.metrics, "resume": sm.params.resume,
+        "metrics": sm.output.metrics,
     }
     run_stage("train_seg", arguments, processes, sm.params.work_dir)
