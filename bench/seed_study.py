@@ -3,7 +3,8 @@ run's CAMs of the train split evaluated (mIoU, confounder false positives). Prin
 
 One seed's chain takes about a minute on a GPU (the README's table came from an H200) and far longer on CPU:
 
-    python bench/seed_study.py --seeds 0 1 2 3 --out /tmp/seed_study --device cuda --parallel 4
+    python bench/seed_study.py --seeds 0 1 2 3 4 5 --out /tmp/seed_study --device cuda --parallel 6 --fp32 \
+        --clip results/clip/finetune-<tag>/clip.pt
 """
 
 from __future__ import annotations
@@ -27,15 +28,24 @@ from clims_core.stages.clims_settings import resolve_clims_section  # noqa: E402
 # CLIMS variants: overrides of the resolved cam.clims section.
 VARIANTS = {
     "clims_default": {},
-    "clims_without_labels": {"cbs_softmax": "without_labels"},
-    "clims_without_labels_cbs3_5ep": {"cbs_softmax": "without_labels", "loss_weights": [1.0, 1.5, 3.0, 1.0],
-                                      "epochs": 5},
+    # the previous demo default: both softmaxes over all prompts, lr 1e-2 for 3 epochs
+    "clims_all_prompts_lr1e-2_3ep": {"otm_softmax": "all_prompts", "cbs_softmax": "all_prompts", "lr": 0.01,
+                                     "epochs": 3},
+    # the default's learning rate and schedule, both softmaxes over all prompts
+    "clims_all_prompts_lr3e-3": {"otm_softmax": "all_prompts", "cbs_softmax": "all_prompts", "lr": 0.003},
+    "clims_cbs2": {"loss_weights": [1.0, 1.5, 2.0, 1.0]},
 }
 
 
-def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[str]) -> None:
+def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[str], fp32: bool) -> None:
     """One seed: train cam, then each CLIMS variant from it; evaluate each; append JSON lines to results.jsonl."""
     from clims_core.stages import eval_cams, make_cams, train_cam
+
+    if fp32:  # no bf16 autocast on CUDA: the same arithmetic as the CPU demo (TF32 convolutions aside)
+        import contextlib
+
+        import clims_core.training.loop as loop
+        loop.autocast = make_cams.autocast = lambda device: contextlib.nullcontext()
 
     cfg = validate_config(yaml.safe_load(config_path.read_text()), base_dir=REPO)
     manifest = out / "manifest.json"
@@ -94,10 +104,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA (as the README's study)")
     parser.add_argument("--chain", type=int, help=argparse.SUPPRESS)  # internal: run one seed's chain
     args = parser.parse_args()
     if args.chain is not None:
-        _chain(args.config, args.out, args.chain, args.device, args.variants)
+        _chain(args.config, args.out, args.chain, args.device, args.variants, args.fp32)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.jsonl").unlink(missing_ok=True)
@@ -107,7 +118,8 @@ def main() -> None:
         batch, pending = pending[:args.parallel], pending[args.parallel:]
         processes = [subprocess.Popen([sys.executable, __file__, "--config", str(args.config), "--clip", str(args.clip),
                                        "--out", str(args.out), "--device", args.device, "--chain", str(seed),
-                                       "--variants", *args.variants]) for seed in batch]
+                                       "--variants", *args.variants] + (["--fp32"] if args.fp32 else []))
+                     for seed in batch]
         if any(p.wait() for p in processes):
             raise SystemExit("a seed's chain failed (see its output above)")
     _table(args.out)

@@ -68,17 +68,22 @@ class ClimsObjective:
             similarity = features.float() @ self.text.t()  # 2P x (K + B)
         fg_raw, bg = similarity[: len(n)], similarity[len(n):]
         k = len(self.classes)
-        fg, cbs_scores = fg_raw, fg_raw
+        rows = torch.arange(len(n), device=fg_raw.device)
+        fg, otm_scores, cbs_scores = fg_raw, fg_raw, fg_raw
         if self.settings.similarity == "softmax":
             fg, bg = prompt_probabilities(fg_raw, self.logit_scale), prompt_probabilities(bg, self.logit_scale)
-            cbs_scores = fg
+            otm_scores, cbs_scores = fg, fg
+            if self.settings.otm_softmax == "without_other_classes":
+                others = torch.zeros_like(fg_raw, dtype=torch.bool)
+                others[:, :k] = True
+                others[rows, c] = False
+                otm_scores = prompt_probabilities(fg_raw.masked_fill(others, float("-inf")), self.logit_scale)
             if self.settings.cbs_softmax == "without_labels":
                 labelled = torch.zeros_like(fg_raw, dtype=torch.bool)
                 labelled[:, :k] = labels[n].bool()
                 cbs_scores = prompt_probabilities(fg_raw.masked_fill(labelled, float("-inf")), self.logit_scale)
-        rows = torch.arange(len(n), device=fg.device)
         weights = self.class_weight[c]
-        otm = object_text_matching(fg[rows, c], weights)
+        otm = object_text_matching(otm_scores[rows, c], weights)
         btm = background_text_matching(bg[rows, c], weights)
         if self.background_words:
             cbs = background_suppression(cbs_scores[:, k:], self.applies[c], self.settings.cbs_threshold,
@@ -89,5 +94,5 @@ class ClimsObjective:
         w = self.settings.loss_weights
         loss = w[0] * otm + w[1] * btm + w[2] * cbs + w[3] * reg
         parts = {"otm": otm.item(), "btm": btm.item(), "cbs": cbs.item(), "reg": reg.item(),
-                 "fg_score": fg[rows, c].mean().item(), "bg_score": bg[rows, c].mean().item()}
+                 "fg_score": otm_scores[rows, c].mean().item(), "bg_score": bg[rows, c].mean().item()}
         return loss, parts

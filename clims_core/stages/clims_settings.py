@@ -33,6 +33,11 @@ class ClimsSettings:
     # water, so CBS barely pushes; or over the prompt set without the image's labelled classes
     # ("without_labels"): does the foreground image show a background word, beside its own classes?
     cbs_softmax: str = "all_prompts"
+    # OTM's score with ``similarity: softmax``: the class's probability over the whole prompt set ("all_prompts"), or
+    # over its own prompt and the background words only ("without_other_classes"). With all prompts, classes that
+    # share a look compete: a car map that also covers the grey body a car shares with a train reads partly as
+    # "train" to CLIP, so OTM rewards the distinctive part alone, the very failure CLIMS is meant to fix.
+    otm_softmax: str = "all_prompts"
 
     def __post_init__(self) -> None:
         if self.similarity not in ("cosine", "softmax"):
@@ -43,6 +48,8 @@ class ClimsSettings:
             raise ValueError(f"clims area: expected all or positives, got {self.area!r}")
         if self.cbs_softmax not in ("all_prompts", "without_labels"):
             raise ValueError(f"clims cbs_softmax: expected all_prompts or without_labels, got {self.cbs_softmax!r}")
+        if self.otm_softmax not in ("all_prompts", "without_other_classes"):
+            raise ValueError(f"clims otm_softmax: expected all_prompts or without_other_classes, got {self.otm_softmax!r}")
         if len(self.loss_weights) != 4:
             raise ValueError("clims loss_weights: expected 4 numbers (OTM, BTM, CBS, REG)")
 
@@ -54,11 +61,13 @@ VOC_BACKGROUND_CVPR = {"boat": ["river", "water", "lake", "sea", "building"],
 PRESETS: dict[str, dict] = {
     "improved": {"epochs": 15, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 24.0, 1.0, 0.2],
                  "background_channel": False, "cbs_threshold": 0.26, "cbs_reduction": "sum", "class_weights": {},
-                 "similarity": "cosine", "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts"},
+                 "similarity": "cosine", "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts",
+                 "otm_softmax": "all_prompts"},
     "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
              "background_channel": True, "cbs_threshold": 0.0, "cbs_reduction": "sum_mean",
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
-             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts"},
+             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts",
+                 "otm_softmax": "all_prompts"},
 }
 
 

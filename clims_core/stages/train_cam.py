@@ -239,7 +239,8 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
     objective = ClimsSettings(
         loss_weights=tuple(clims["loss_weights"]), background_channel=clims["background_channel"],
         background_words=clims["background_words"], cbs_threshold=clims["cbs_threshold"],
-        cbs_reduction=clims["cbs_reduction"], cbs_softmax=clims["cbs_softmax"], class_weights=dict(clims["class_weights"]),
+        cbs_reduction=clims["cbs_reduction"], cbs_softmax=clims["cbs_softmax"],
+        otm_softmax=clims["otm_softmax"], class_weights=dict(clims["class_weights"]),
         similarity=clims["similarity"], masking=clims["masking"], area=clims["area"], object_prompt=clip_section["prompts"]["object"],
         background_prompt=clip_section["prompts"]["stuff"], class_names=dict(clip_section["class_names"]),
     )

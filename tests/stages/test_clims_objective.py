@@ -66,3 +66,49 @@ def test_bad_knobs_are_named():
         ClimsSettings(similarity="dot")
     with pytest.raises(ValueError, match="clims masking"):
         ClimsSettings(masking="none")
+
+
+
+def _parts_with_text(tiny_clip, settings, text_edit, labels=((1.0, 0, 1), (0, 1, 0))):
+    """Loss parts of one fixed batch after ``text_edit`` rewrites the objective's prompt features."""
+    objective = ClimsObjective(tiny_clip, CLASSES, settings)
+    text_edit(objective.text)
+    torch.manual_seed(1)
+    images, maps = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 4, 4)
+    with torch.no_grad():
+        return objective(images, maps, torch.tensor(labels))[1]
+
+
+@pytest.mark.parametrize("otm_softmax", ["all_prompts", "without_other_classes"])
+def test_otm_without_other_classes_ignores_look_alike_classes(tiny_clip, otm_softmax):
+    settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax", otm_softmax=otm_softmax)
+
+    def car_reads_like_train(text):
+        text[2] = text[0]
+
+    labels = ((1.0, 0, 0), (0, 1, 0))  # no car in the batch: only its prompt changes
+    plain = _parts_with_text(tiny_clip, settings, lambda text: None, labels)
+    look_alike = _parts_with_text(tiny_clip, settings, car_reads_like_train, labels)
+    if otm_softmax == "all_prompts":
+        assert look_alike["otm"] != pytest.approx(plain["otm"], abs=1e-4)  # "car" competes for the train image
+    else:
+        assert look_alike["otm"] == pytest.approx(plain["otm"], abs=1e-6)
+        assert look_alike["fg_score"] == pytest.approx(plain["fg_score"], abs=1e-6)
+    assert look_alike["btm"] != pytest.approx(plain["btm"], abs=1e-6)  # BTM still scores over all prompts
+
+
+@pytest.mark.parametrize("cbs_softmax", ["all_prompts", "without_labels"])
+def test_cbs_without_labels_ignores_the_images_own_classes(tiny_clip, cbs_softmax):
+    settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax", cbs_threshold=None,
+                             cbs_reduction="mean", cbs_softmax=cbs_softmax)
+
+    def train_reads_like_railroad(text):
+        text[0] = text[3]
+
+    labels = ((1.0, 0, 1), (1.0, 1, 0))  # train is labelled in both images
+    plain = _parts_with_text(tiny_clip, settings, lambda text: None, labels)
+    confusable = _parts_with_text(tiny_clip, settings, train_reads_like_railroad, labels)
+    if cbs_softmax == "all_prompts":
+        assert confusable["cbs"] != pytest.approx(plain["cbs"], abs=1e-4)  # the labelled class shares the mass
+    else:
+        assert confusable["cbs"] == pytest.approx(plain["cbs"], abs=1e-6)
