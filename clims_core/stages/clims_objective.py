@@ -52,6 +52,10 @@ class ClimsObjective:
             return self.clip.encode_image(images)  # resize + CLIP's normalisation + encode
         return F.normalize(self.clip.model.encode_image(images), dim=-1)  # already normalised (or wrongly so)
 
+    def _probabilities_without(self, similarity: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Softmax over each row's prompts except the ``hidden`` ones (they get probability 0)."""
+        return prompt_probabilities(similarity.masked_fill(hidden, float("-inf")), self.logit_scale)
+
     def __call__(self, images01: torch.Tensor, maps: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """``images01`` N x 3 x H x W, ``maps`` N x K x h x w in [0, 1] (foreground channels), ``labels`` N x K."""
         positives = labels.nonzero()  # P x 2: (image, class)
@@ -77,11 +81,11 @@ class ClimsObjective:
                 others = torch.zeros_like(fg_raw, dtype=torch.bool)
                 others[:, :k] = True
                 others[rows, c] = False
-                otm_scores = prompt_probabilities(fg_raw.masked_fill(others, float("-inf")), self.logit_scale)
+                otm_scores = self._probabilities_without(fg_raw, others)
             if self.settings.cbs_softmax == "without_labels":
                 labelled = torch.zeros_like(fg_raw, dtype=torch.bool)
                 labelled[:, :k] = labels[n].bool()
-                cbs_scores = prompt_probabilities(fg_raw.masked_fill(labelled, float("-inf")), self.logit_scale)
+                cbs_scores = self._probabilities_without(fg_raw, labelled)
         weights = self.class_weight[c]
         otm = object_text_matching(otm_scores[rows, c], weights)
         btm = background_text_matching(bg[rows, c], weights)

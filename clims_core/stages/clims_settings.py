@@ -36,7 +36,7 @@ class ClimsSettings:
     # OTM's score with ``similarity: softmax``: the class's probability over the whole prompt set ("all_prompts"), or
     # over its own prompt and the background words only ("without_other_classes"). With all prompts, classes that
     # share a look compete: a car map that also covers the grey body a car shares with a train reads partly as
-    # "train" to CLIP, so OTM rewards the distinctive part alone, the very failure CLIMS is meant to fix.
+    # "train" to CLIP, so OTM can reward the distinctive part alone, the very failure CLIMS is meant to fix.
     otm_softmax: str = "all_prompts"
 
     def __post_init__(self) -> None:
@@ -66,8 +66,7 @@ PRESETS: dict[str, dict] = {
     "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
              "background_channel": True, "cbs_threshold": 0.0, "cbs_reduction": "sum_mean",
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
-             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts",
-                 "otm_softmax": "all_prompts"},
+             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts", "otm_softmax": "all_prompts"},
 }
 
 
