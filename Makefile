@@ -8,7 +8,7 @@ CORES ?= all
 # Idle OpenMP threads sleep instead of spinning: on shared cores spinning made torch steps up to 10x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test clean-results
+.PHONY: demo test claims clean-results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# DESIGN.md's claims on the finished demo run (tests/e2e/test_demo_claims.py; skipped in `make test`).
+claims: $(STAMP)
+	CLIMS_DEMO_RESULTS=results HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/e2e/test_demo_claims.py
 
 clean-results:
 	rm -rf results logs work .snakemake
