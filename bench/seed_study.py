@@ -1,5 +1,6 @@
-"""Seed study of the CAM methods: for each seed, plain CAM from scratch, then CLIMS variants started from it; every
-run's CAMs of the train split evaluated (mIoU, confounder false positives). Prints mean ± sd per variant.
+"""Seed study of the CAM methods: for each seed, plain CAM from scratch, then CLIMS variants (or PuzzleCAM, or more
+plain-CAM epochs) started from it; every run's CAMs of the train split evaluated (mIoU, confounder false positives).
+Prints mean ± sd per variant.
 
 One seed's chain takes about a minute on a GPU (the README's table came from an H200) and far longer on CPU:
 
@@ -35,6 +36,12 @@ VARIANTS = {
     "clims_all_prompts_lr3e-3": {"otm_softmax": "all_prompts", "cbs_softmax": "all_prompts", "lr": 0.003},
     "clims_cbs2": {"loss_weights": [1.0, 1.5, 2.0, 1.0]},
 }
+# Other methods started from the seed's plain CAM (like CLIMS): method and overrides of cam.train.
+FROM_CAM = {
+    "puzzlecam_lr1e-2_3ep": ("puzzlecam", {"lr": 0.01, "epochs": 3}),
+    "puzzlecam_lr1e-3_3ep": ("puzzlecam", {"lr": 0.001, "epochs": 3}),
+    "cam_trained_on_lr1e-2_3ep": ("cam", {"lr": 0.01, "epochs": 3}),  # the control: more plain-CAM epochs
+}
 
 
 def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[str], fp32: bool) -> None:
@@ -49,13 +56,18 @@ def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[
 
     cfg = validate_config(yaml.safe_load(config_path.read_text()), base_dir=REPO)
     manifest = out / "manifest.json"
-    runs = [("cam", "cam", None)] + [(name, "clims", VARIANTS[name]) for name in variants]
+    runs = [("cam", "cam", None)] + [(name, "clims", VARIANTS[name]) if name in VARIANTS else (name, *FROM_CAM[name])
+                                     for name in variants]
     for name, method, overrides in runs:
         clims = resolve_clims_section(cfg["cam"]["clims"], cfg["data"]["stuff_classes"], cfg["eval"]["confounders"])
-        clims.update(copy.deepcopy(overrides or {}))
-        settings = train_cam.settings_from_config(method, cfg["cam"], clims, cfg["clip"], seed, device, 2)
+        cam = copy.deepcopy(cfg["cam"])
+        if method == "clims":
+            clims.update(copy.deepcopy(overrides))
+        elif overrides:
+            cam["train"].update(overrides)
+        settings = train_cam.settings_from_config(method, cam, clims, cfg["clip"], seed, device, 2)
         run_dir = out / f"{name}_s{seed}"
-        init = out / f"cam_s{seed}" / "model.pt" if method == "clims" else None
+        init = out / f"cam_s{seed}" / "model.pt" if overrides is not None else None
         clip = (cfg["clip"]["model"], str(out / "clip.pt")) if method == "clims" else None
         train_cam.run(settings, manifest, run_dir / "model.pt", run_dir / "metrics.json", init_checkpoint=init, clip=clip)
         make_cams.run(make_cams.MakeCamsSettings(split="train", device=device, threads=2), manifest,
@@ -100,7 +112,7 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, required=True, help="the CLIP checkpoint CLIMS uses (e.g. the workflow's "
                         "results/clip/finetune-<tag>/clip.pt)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, *FROM_CAM])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--parallel", type=int, default=1)
