@@ -49,7 +49,8 @@ class ClimsSettings:
         if self.cbs_softmax not in ("all_prompts", "without_labels"):
             raise ValueError(f"clims cbs_softmax: expected all_prompts or without_labels, got {self.cbs_softmax!r}")
         if self.otm_softmax not in ("all_prompts", "without_other_classes"):
-            raise ValueError(f"clims otm_softmax: expected all_prompts or without_other_classes, got {self.otm_softmax!r}")
+            raise ValueError("clims otm_softmax: expected all_prompts or without_other_classes, "
+                             f"got {self.otm_softmax!r}")
         if len(self.loss_weights) != 4:
             raise ValueError("clims loss_weights: expected 4 numbers (OTM, BTM, CBS, REG)")
 

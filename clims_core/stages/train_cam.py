@@ -241,7 +241,8 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
         background_words=clims["background_words"], cbs_threshold=clims["cbs_threshold"],
         cbs_reduction=clims["cbs_reduction"], cbs_softmax=clims["cbs_softmax"],
         otm_softmax=clims["otm_softmax"], class_weights=dict(clims["class_weights"]),
-        similarity=clims["similarity"], masking=clims["masking"], area=clims["area"], object_prompt=clip_section["prompts"]["object"],
+        similarity=clims["similarity"], masking=clims["masking"], area=clims["area"],
+        object_prompt=clip_section["prompts"]["object"],
         background_prompt=clip_section["prompts"]["stuff"], class_names=dict(clip_section["class_names"]),
     )
     return CamTrainSettings(epochs=clims["epochs"], batch_size=clims["batch_size"], lr=clims["lr"], clims=objective,

@@ -112,3 +112,8 @@ def test_cbs_without_labels_ignores_the_images_own_classes(tiny_clip, cbs_softma
         assert confusable["cbs"] != pytest.approx(plain["cbs"], abs=1e-4)  # the labelled class shares the mass
     else:
         assert confusable["cbs"] == pytest.approx(plain["cbs"], abs=1e-6)
+
+
+def test_bad_otm_softmax_is_named():
+    with pytest.raises(ValueError, match="clims otm_softmax"):
+        ClimsSettings(otm_softmax="others")
