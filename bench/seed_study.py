@@ -48,12 +48,7 @@ def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[
     """One seed: train cam, then each CLIMS variant from it; evaluate each; append JSON lines to results.jsonl."""
     from clims_core.stages import eval_cams, make_cams, train_cam
 
-    if fp32:  # no bf16 autocast on CUDA: the same arithmetic as the CPU demo (TF32 convolutions aside)
-        import contextlib
-
-        import clims_core.training.loop as loop
-        loop.autocast = make_cams.autocast = lambda device: contextlib.nullcontext()
-
+    precision = "fp32" if fp32 else "auto"  # fp32: the same arithmetic as the CPU demo (TF32 convolutions aside)
     cfg = validate_config(yaml.safe_load(config_path.read_text()), base_dir=REPO)
     manifest = out / "manifest.json"
     runs = [("cam", "cam", None)] + [(name, "clims", VARIANTS[name]) if name in VARIANTS else (name, *FROM_CAM[name])
@@ -65,13 +60,13 @@ def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[
             clims.update(copy.deepcopy(overrides))
         elif overrides:
             cam["train"].update(overrides)
-        settings = train_cam.settings_from_config(method, cam, clims, cfg["clip"], seed, device, 2)
+        settings = train_cam.settings_from_config(method, cam, clims, cfg["clip"], seed, device, 2, precision=precision)
         run_dir = out / f"{name}_s{seed}"
         init = out / f"cam_s{seed}" / "model.pt" if overrides is not None else None
         clip = (cfg["clip"]["model"], str(out / "clip.pt")) if method == "clims" else None
         train_cam.run(settings, manifest, run_dir / "model.pt", run_dir / "metrics.json", init_checkpoint=init, clip=clip)
-        make_cams.run(make_cams.MakeCamsSettings(split="train", device=device, threads=2), manifest,
-                      run_dir / "model.pt", run_dir / "train.h5")
+        make_cams.run(make_cams.MakeCamsSettings(split="train", device=device, precision=precision, threads=2),
+                      manifest, run_dir / "model.pt", run_dir / "train.h5")
         result = eval_cams.run(eval_cams.EvalCamsSettings(split="train", confounders=cfg["eval"]["confounders"]),
                                manifest, run_dir / "train.h5", run_dir / "eval.json", run_dir / "eval.tsv",
                                run_dir / "curve.png", method)

@@ -195,9 +195,15 @@ def _check_seg(config: dict, base: Path) -> None:
                           "so they have no CAMs to make pseudo masks from")
 
 
+def _check_precision(config: dict, base: Path) -> None:
+    if config["precision"] == "bf16" and config["device"] == "cpu":
+        raise ConfigError("config key 'precision': bf16 autocast runs on CUDA only, and device is cpu "
+                          "(expected auto or fp32)")
+
+
 # Cross-key checks run in order after the schema; later stages append theirs.
-CHECKS: list[Callable[[dict, Path], None]] = [_check_dataset, _check_confounders, _check_clip, _check_cam, _check_report,
-                                              _check_refine, _check_seg]
+CHECKS: list[Callable[[dict, Path], None]] = [_check_precision, _check_dataset, _check_confounders, _check_clip,
+                                              _check_cam, _check_report, _check_refine, _check_seg]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:

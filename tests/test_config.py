@@ -52,6 +52,8 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         (lambda c: c["demo_world"].update(n_val="many"), "config key 'demo_world.n_val': expected integer, got 'many'"),
         (lambda c: c["data"].update(on_error="maybe"), "config key 'data.on_error': expected one of ['strict', 'skip']"),
         (lambda c: c.update(device="tpu"), "config key 'device': expected one of"),
+        (lambda c: c.update(precision="fp16"), "config key 'precision': expected one of ['auto', 'bf16', 'fp32']"),
+        (lambda c: c.update(device="cpu", precision="bf16"), "config key 'precision': bf16 autocast runs on CUDA only"),
         (lambda c: c["demo_world"].update(labeled_fraction=1.5), "config key 'demo_world.labeled_fraction'"),
         (lambda c: c["eval"]["confounders"].update(horse="sky"), "config key 'eval.confounders.horse': class 'horse' is not in data.classes"),
         (lambda c: c["eval"]["confounders"].update(train="lava"), "config key 'eval.confounders.train': stuff 'lava'"),

@@ -73,7 +73,8 @@ class EdgeNet(nn.Module):
 
 
 @torch.no_grad()
-def boundary_map(model: EdgeNet, image_u8: torch.Tensor, min_size: int, device: torch.device) -> torch.Tensor:
+def boundary_map(model: EdgeNet, image_u8: torch.Tensor, min_size: int, device: torch.device,
+                 precision: str = "auto") -> torch.Tensor:
     """IRNet's ``EdgeDisplacement`` inference: the image and its mirror, padded (black, right and bottom) to at least
     ``min_size`` (the training crop), boundary probability ``sigmoid`` of the two logits' mean, cropped to
     ceil(H/4) x ceil(W/4) (the CAM store's ``cam`` size)."""
@@ -82,7 +83,7 @@ def boundary_map(model: EdgeNet, image_u8: torch.Tensor, min_size: int, device: 
     padded = [max(min_size, math.ceil(side / multiple) * multiple) for side in (height, width)]
     image = image_u8.to(device).float().div(255)[None]
     pair = F.pad(torch.cat([image, image.flip(-1)]), (0, padded[1] - width, 0, padded[0] - height))  # flip, then pad
-    with autocast(device):
+    with autocast(device, precision):
         logits = model(pair.contiguous(memory_format=memory_format(device)))[:, 0].float()
     out_h, out_w = math.ceil(height / 4), math.ceil(width / 4)
     logits = logits[:, :out_h, :out_w]

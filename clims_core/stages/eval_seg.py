@@ -40,6 +40,7 @@ class EvalSegSettings:
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     device: str = "auto"
+    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
 
@@ -51,7 +52,7 @@ class EvalSegSettings:
 
 @torch.no_grad()
 def predict_probabilities(model: CCT, image: torch.Tensor, scales: tuple[float, ...], flip: bool,
-                          device: torch.device) -> torch.Tensor:
+                          device: torch.device, precision: str = "auto") -> torch.Tensor:
     """Summed softmax ``C x H x W`` of a ``3 x H x W`` [0, 1] image over scales (and mirrored copies)."""
     stride = model.spec.encoder.output_stride
     height, width = image.shape[-2:]
@@ -65,7 +66,7 @@ def predict_probabilities(model: CCT, image: torch.Tensor, scales: tuple[float, 
         pad_h, pad_w = math.ceil(h / stride) * stride - h, math.ceil(w / stride) * stride - w
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
-        with autocast(device):
+        with autocast(device, precision):
             logits = model(x.contiguous(memory_format=memory_format(device))).float()[..., :h, :w]
         probs = F.softmax(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False), dim=1)
         total += probs[0] + (probs[1].flip(-1) if flip else 0)
@@ -79,7 +80,8 @@ def evaluate(model: CCT, dataset: EvalDataset, settings: EvalSegSettings, device
     total = np.zeros((n, n), dtype=np.int64)
     loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers)
     for image, gt, _ in tqdm(loader, desc=f"eval_seg[{settings.split}]", unit="img", mininterval=2.0):
-        prediction = predict_probabilities(model, image, settings.scales, settings.flip, device).argmax(0)
+        probabilities = predict_probabilities(model, image, settings.scales, settings.flip, device, settings.precision)
+        prediction = probabilities.argmax(0)
         total += confusion(prediction.cpu().numpy(), gt.numpy(), n)
     return total
 

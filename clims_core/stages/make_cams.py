@@ -40,6 +40,7 @@ class MakeCamsSettings:
     shard: int = 0
     shards: int = 1
     device: str = "auto"
+    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
 
@@ -69,7 +70,7 @@ class _Images(Dataset):
 
 
 def multiscale_cams(model: torch.nn.Module, image_u8: torch.Tensor, scales: tuple[float, ...], flip: bool,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                    device: torch.device, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Summed ReLU CAMs of all classes: (K x ceil(H/4) x ceil(W/4), K x H x W), not yet normalised."""
     height, width = image_u8.shape[-2:]
     strided = (math.ceil(height / 4), math.ceil(width / 4))
@@ -81,7 +82,7 @@ def multiscale_cams(model: torch.nn.Module, image_u8: torch.Tensor, scales: tupl
         x = image if scale == 1.0 else F.interpolate(image, size=size, mode="bilinear", align_corners=False)
         if flip:
             x = torch.cat([x, x.flip(-1)])
-        with autocast(device):
+        with autocast(device, precision):
             maps = model.cams(x.contiguous(memory_format=memory_format(device))).float()
         maps = maps[:1] + maps[1:].flip(-1) if flip else maps
         low = low + F.interpolate(maps, size=strided, mode="bilinear", align_corners=False)[0]
@@ -108,7 +109,7 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
         for image_id, image, label in tqdm(loader, desc=f"make_cams[{settings.split} {settings.shard + 1}/{settings.shards}]",
                                            unit="img", mininterval=2.0):
             keys = np.flatnonzero(label)
-            low, high = multiscale_cams(model, image, settings.scales, settings.flip, device)
+            low, high = multiscale_cams(model, image, settings.scales, settings.flip, device, settings.precision)
             low, high = normalised_cams(low[keys]), normalised_cams(high[keys])  # sums of ReLU maps: ReLU is a no-op
             pending.append(background.submit(writer.write, image_id, keys, low.cpu().numpy(), high.cpu().numpy()))
             if len(pending) > 8:

@@ -48,6 +48,7 @@ class PseudoMaskSettings:
     shard: int = 0
     shards: int = 1
     device: str = "auto"
+    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -69,7 +70,7 @@ class PseudoMaskSettings:
 def pseudo_mask(model: torch.nn.Module, image: np.ndarray, cams: np.ndarray, keys: np.ndarray,
                 settings: PseudoMaskSettings, min_size: int, device: torch.device) -> np.ndarray:
     """One image's pseudo mask from its RGB array and stride-4 CAMs."""
-    boundary = boundary_map(model, torch.from_numpy(image.transpose(2, 0, 1)), min_size, device)
+    boundary = boundary_map(model, torch.from_numpy(image.transpose(2, 0, 1)), min_size, device, settings.precision)
     if cams.shape[1:] != tuple(boundary.shape):
         raise ValueError(f"stride-4 CAMs of {cams.shape[1]} x {cams.shape[2]} but a boundary map of "
                          f"{boundary.shape[0]} x {boundary.shape[1]} for an image of "

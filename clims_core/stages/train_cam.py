@@ -61,6 +61,7 @@ class CamTrainSettings:
     split: str = "train_aug"
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
     checkpoint_every: int = 50  # steps between resume checkpoints in the work folder
@@ -197,7 +198,7 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
     source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"train_cam[{settings.method}]")
     identity = canonical_json([asdict(settings), str(init_checkpoint), clip, code_version()])
     resume = ResumeState(resume_path, identity)
-    history, steps = train_loop(LossStep(objective, device, dist), model, optimizer, source,
+    history, steps = train_loop(LossStep(objective, device, dist, settings.precision), model, optimizer, source,
                                 LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
                                 resume, f"train_cam[{settings.method}]", poly,
                                 shown=("loss", "otm", "btm", "cbs", "re"))
@@ -216,20 +217,20 @@ def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
     settings = settings_from_config(a["method"], a["cam"], a.get("clims"), a["clip_section"], a["seed"], a["device"],
-                                    a["threads"], a.get("checkpoint_every", 50))
+                                    a["threads"], a.get("checkpoint_every", 50), a.get("precision", "auto"))
     section = {"method": a["method"], "cam": a["cam"], **({"clims": a["clims"]} if a["method"] == "clims" else {})}
     return run(settings, a["manifest"], a["checkpoint"], a["metrics"], init_checkpoint=a.get("init"),
                clip=tuple(a["clip"]) if a["method"] == "clims" else None, config=section, resume_path=a.get("resume"))
 
 
 def settings_from_config(method: str, cam: dict, clims: dict | None, clip_section: dict, seed: int, device: str,
-                         threads: int, checkpoint_every: int = 50) -> CamTrainSettings:
+                         threads: int, checkpoint_every: int = 50, precision: str = "auto") -> CamTrainSettings:
     """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset."""
     backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"])
     train = cam["train"]
     common = dict(method=method, backbone=backbone, weight_decay=train["weight_decay"], momentum=train["momentum"],
                   crop=train["crop"], resize_long=tuple(train["resize_long"]), seed=seed, device=device,
-                  threads=threads, workers=train["workers"], checkpoint_every=checkpoint_every)
+                  precision=precision, threads=threads, workers=train["workers"], checkpoint_every=checkpoint_every)
     if method != "clims":
         puzzle = cam.get("puzzlecam")  # only puzzlecam's rule passes its knobs
         puzzle_knobs = dict(puzzle_alpha=puzzle["alpha"], puzzle_schedule=puzzle["schedule"],

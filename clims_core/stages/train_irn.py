@@ -59,6 +59,7 @@ class IrnTrainSettings:
     radius: int = 10
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
     checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
@@ -143,7 +144,7 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
         group["initial_lr"] = settings.lr
     identity = canonical_json([asdict(settings), str(ir_index_path), str(cam_checkpoint), code_version()])
     resume = ResumeState(resume_path, identity)
-    history, steps = train_loop(LossStep(objective, device, dist), model, optimizer, source,
+    history, steps = train_loop(LossStep(objective, device, dist, settings.precision), model, optimizer, source,
                                 LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
                                 resume, "train_irn", poly)
     metrics = {"trunk": settings.trunk, "code_version": code_version(), "steps": steps, "history": history,
@@ -162,7 +163,7 @@ def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
     settings = settings_from_config(a["refine"], a["cam"], a["seed"], a["device"], a["threads"],
-                                    a.get("checkpoint_every", 50))
+                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
     section = {"method": a["method"], "irn": dict(a["refine"]["irn"])}
     return run(settings, a["manifest"], a["ir_labels"], a["checkpoint"], a["metrics"],
                cam_checkpoint=a.get("cam_checkpoint"), config=section, resume_path=a.get("resume"))
@@ -176,7 +177,7 @@ def resolve_trunk(trunk: str, backbone_weights: str | None) -> str:
 
 
 def settings_from_config(refine: dict, cam: dict, seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50) -> IrnTrainSettings:
+                         checkpoint_every: int = 50, precision: str = "auto") -> IrnTrainSettings:
     """Config sections -> settings (``refine.irn``; ``cam.backbone`` and ``cam.backbone_weights`` for imagenet)."""
     irn = refine["irn"]
     trunk = resolve_trunk(irn["trunk"], cam["backbone_weights"])
@@ -184,5 +185,5 @@ def settings_from_config(refine: dict, cam: dict, seed: int, device: str, thread
     return IrnTrainSettings(trunk=trunk, backbone=backbone, epochs=irn["epochs"], batch_size=irn["batch_size"],
                             crop=irn["crop"], scales=tuple(irn["scales"]), lr=irn["lr"],
                             weight_decay=irn["weight_decay"], momentum=irn["momentum"], radius=irn["radius"],
-                            seed=seed, device=device, threads=threads, workers=irn["workers"],
+                            seed=seed, device=device, precision=precision, threads=threads, workers=irn["workers"],
                             checkpoint_every=checkpoint_every)

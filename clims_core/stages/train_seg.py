@@ -65,6 +65,7 @@ class SegTrainSettings:
     image_split: str = "train_aug"
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
     checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
@@ -140,12 +141,13 @@ class CctStep:
     (to bound memory), which DDP's hooks do not allow, so gradients are averaged over processes afterwards."""
 
     def __init__(self, model: CCT, losses: CctLossSettings, weak: bool, device: torch.device,
-                 dist: distributed.Distributed):
+                 dist: distributed.Distributed, precision: str = "auto"):
         self.model, self.losses, self.weak, self.device, self.dist = model, losses, weak, device, dist
+        self.precision = precision
 
     def __call__(self, batch: tuple, step: int, total: int) -> dict[str, float]:
         (images_l, target_l, _), (images_u, target_u, _) = batch
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             parts = cct_step(self.model, images_l, target_l, images_u, target_u if self.weak else None, step, total,
                              self.losses)
         self.dist.average_gradients(self.model)
@@ -191,9 +193,10 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
              settings.epochs * source.steps_per_epoch, len(model.aux_decoders), device, dist.world_size)
     identity = canonical_json([asdict(settings), str(pseudo_index), str(init_checkpoint), code_version()])
     resume = ResumeState(resume_path, identity)
-    history, steps = train_loop(CctStep(model, settings.losses, pseudo_paths is not None, device, dist), model,
-                                optimizer, source, LoopSettings(settings.epochs, settings.checkpoint_every), device,
-                                dist, resume, f"train_seg[{settings.run}]",
+    cct_step_fn = CctStep(model, settings.losses, pseudo_paths is not None, device, dist, settings.precision)
+    history, steps = train_loop(cct_step_fn, model, optimizer, source,
+                                LoopSettings(settings.epochs, settings.checkpoint_every), device, dist, resume,
+                                f"train_seg[{settings.run}]",
                                 lambda step, total: poly(step, total, settings.poly_power),
                                 shown=("loss", "sup", "unsup", "weak"))
     metrics = {"run": settings.run, "method": settings.method, "code_version": code_version(), "steps": steps,
@@ -214,14 +217,14 @@ def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
     settings = settings_from_config(a["run"], a["seg"], a["cam"], a["seed"], a["device"], a["threads"],
-                                    a.get("checkpoint_every", 50))
+                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
     section = {"run": a["run"], "seg": dict(a["seg"]), "cam_backbone": dict(a["cam"]["backbone"])}
     return run(settings, a["manifest"], a["checkpoint"], a["metrics"], pseudo_index=a.get("pseudo"),
                init_checkpoint=a.get("init"), config=section, resume_path=a.get("resume"))
 
 
 def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50) -> SegTrainSettings:
+                         checkpoint_every: int = 50, precision: str = "auto") -> SegTrainSettings:
     """Config sections -> settings: the trunk's depth, width and norm are ``cam.backbone``'s (so ``seg.init: cam`` fits
     and VOC uses the same ImageNet ResNet), at ``seg.output_stride``."""
     cct, train = seg["cct"], seg["train"]
@@ -244,5 +247,5 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
         perturbations=perturbations, losses=losses, augment=augment, epochs=train["epochs"],
         batch_labeled=train["batch_labeled"], batch_unlabeled=train["batch_unlabeled"], lr=train["lr"],
         backbone_lr_multiplier=train["backbone_lr_multiplier"], momentum=train["momentum"],
-        weight_decay=train["weight_decay"], seed=seed, device=device, threads=threads, workers=train["workers"],
-        checkpoint_every=checkpoint_every)
+        weight_decay=train["weight_decay"], seed=seed, device=device, precision=precision, threads=threads,
+        workers=train["workers"], checkpoint_every=checkpoint_every)

@@ -109,12 +109,12 @@ class LossStep:
     """Forward and backward of an ``nn.Module`` objective, ``objective(images, labels, step, total) -> (loss, parts)``,
     DDP-wrapped when distributed (so its one forward must compute the whole loss, every parameter use seen)."""
 
-    def __init__(self, objective: nn.Module, device: torch.device, dist: Distributed):
-        self.wrapped, self.device = dist.wrap(objective, device), device
+    def __init__(self, objective: nn.Module, device: torch.device, dist: Distributed, precision: str = "auto"):
+        self.wrapped, self.device, self.precision = dist.wrap(objective, device), device, precision
 
     def __call__(self, batch: Any, step: int, total: int) -> dict[str, float]:
         images, labels = batch[0], batch[1]
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             loss, parts = self.wrapped(images, labels, step, total)
         loss.backward()
         return {"loss": loss.item(), **parts}

@@ -59,6 +59,7 @@ rule train_cam:
         clip=lambda wc: list(CLIP) if wc.method == "clims" else [],
         seed=CFG["seed"],
         device=CFG["device"],
+        precision=CFG["precision"],
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_cam/{wc.method}-{wc.tag}",
@@ -85,7 +86,8 @@ SHARD_SUFFIX = ".{scatteritem}" if SHARDED else ""
 def make_cams_settings(wildcards) -> dict:
     shard = int(wildcards.scatteritem.split("-of-")[0]) - 1 if SHARDED else 0
     return {"split": wildcards.split, "scales": CAMS["scales"], "flip": CAMS["flip"], "shard": shard,
-            "shards": CAMS["shards"], "device": CFG["device"], "workers": CAMS["workers"]}
+            "shards": CAMS["shards"], "device": CFG["device"], "precision": CFG["precision"],
+            "workers": CAMS["workers"]}
 
 
 rule make_cams:

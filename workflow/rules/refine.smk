@@ -103,6 +103,7 @@ rule train_irn:
         cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
         seed=CFG["seed"],
         device=CFG["device"],
+        precision=CFG["precision"],
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_irn/{wc.method}-{wc.tag}",
@@ -129,6 +130,7 @@ rule make_pseudo_masks:
         random_walk=REFINE["random_walk"],
         shard=shard_settings,
         device=CFG["device"],
+        precision=CFG["precision"],
         code=code("make_pseudo_masks"),
     threads: 8
     resources:

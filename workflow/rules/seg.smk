@@ -52,6 +52,7 @@ rule train_seg:
         cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
         seed=CFG["seed"],
         device=CFG["device"],
+        precision=CFG["precision"],
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_seg/{wc.run}-{wc.tag}",
@@ -79,6 +80,7 @@ rule eval_seg:
     params:
         eval=SEG["eval"],
         device=CFG["device"],
+        precision=CFG["precision"],
         code=code("eval_seg"),
     wildcard_constraints:
         run="|".join(SEG_RUNS),

@@ -7,5 +7,6 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], f"eval_seg[{sm.wildcards.run}]"):
     section = sm.params.eval
     settings = eval_seg.EvalSegSettings(scales=tuple(section["scales"]), flip=section["flip"],
-                                        device=sm.params.device, threads=sm.threads, workers=section["workers"])
+                                        device=sm.params.device, precision=sm.params.precision,
+                                        threads=sm.threads, workers=section["workers"])
     eval_seg.run(settings, sm.input.manifest, sm.input.checkpoint, sm.output.json, sm.output.tsv, sm.wildcards.run)

@@ -8,7 +8,8 @@ from clims_core.stages import make_pseudo_masks
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], "make_pseudo_masks"):
     settings = make_pseudo_masks.PseudoMaskSettings(**sm.params.random_walk, **sm.params.shard,
-                                                    device=sm.params.device, threads=sm.threads)
+                                                    device=sm.params.device, precision=sm.params.precision,
+                                                    threads=sm.threads)
     index = Path(sm.output[0])
     folder = index.parent.parent if settings.shards > 1 else index.parent
     make_pseudo_masks.run(settings, sm.input.manifest, sm.input.store, sm.input.irn, folder, index,

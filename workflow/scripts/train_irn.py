@@ -8,7 +8,8 @@ processes = sm.params.gpus
 with stage_logging(sm.log[0], f"train_irn[{sm.wildcards.method}]"):
     arguments = {
         "method": sm.wildcards.method, "refine": dict(sm.params.refine), "cam": dict(sm.params.cam),
-        "seed": sm.params.seed, "device": sm.params.device, "threads": max(1, sm.threads // processes),
+        "seed": sm.params.seed, "device": sm.params.device, "precision": sm.params.precision,
+        "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
         "ir_labels": sm.input.ir_labels, "cam_checkpoint": sm.input.get("cam_checkpoint"),
         "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics,

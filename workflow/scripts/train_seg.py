@@ -8,7 +8,7 @@ processes = sm.params.gpus
 with stage_logging(sm.log[0], f"train_seg[{sm.wildcards.run}]"):
     arguments = {
         "run": sm.wildcards.run, "seg": dict(sm.params.seg), "cam": dict(sm.params.cam), "seed": sm.params.seed,
-        "device": sm.params.device, "threads": max(1, sm.threads // processes),
+        "device": sm.params.device, "precision": sm.params.precision, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest,
         "pseudo": sm.input.get("pseudo"), "init": sm.input.get("init"), "checkpoint": sm.output.checkpoint,
         "metrics": sm.output.metrics,
