@@ -1,8 +1,8 @@
 """DESIGN.md's claims, checked on a finished full-size demo run (``make claims`` after ``make demo``).
 
-The tiny run of the other end-to-end tests is too small for the claims (at 80 images every gap is noise), and the
-full run takes 38 minutes, so these tests read the run's ``summary.json`` and are skipped unless
-``CLIMS_DEMO_RESULTS`` names a results folder. They check the claims with the issues' margins where those are met;
+The tiny run of the other end-to-end tests is too small for the claims (at 80 images every gap is noise; the
+reduced run of test_claim1_reduced.py holds only claim 1's mIoU direction), and the full run takes 38 minutes, so
+these tests read the run's ``summary.json`` and are skipped unless ``CLIMS_DEMO_RESULTS`` names a results folder. They check the claims with the issues' margins where those are met;
 two targets are not met and not asserted (README): boat/water false positives <= 0.6x the plain CAM's, and PuzzleCAM
 >= the plain CAM.
 """
