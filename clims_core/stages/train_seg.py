@@ -193,8 +193,8 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
              settings.epochs * source.steps_per_epoch, len(model.aux_decoders), device, dist.world_size)
     identity = canonical_json([asdict(settings), str(pseudo_index), str(init_checkpoint), code_version()])
     resume = ResumeState(resume_path, identity)
-    cct_step_fn = CctStep(model, settings.losses, pseudo_paths is not None, device, dist, settings.precision)
-    history, steps = train_loop(cct_step_fn, model, optimizer, source,
+    training_step = CctStep(model, settings.losses, pseudo_paths is not None, device, dist, settings.precision)
+    history, steps = train_loop(training_step, model, optimizer, source,
                                 LoopSettings(settings.epochs, settings.checkpoint_every), device, dist, resume,
                                 f"train_seg[{settings.run}]",
                                 lambda step, total: poly(step, total, settings.poly_power),
