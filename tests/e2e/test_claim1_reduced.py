@@ -19,8 +19,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_clims_cams_beat_the_plain_cams_they_start_from(tmp_path):
-    result = snakemake(tmp_path, demo_config_with(REDUCED_CLAIM1), "--cores", "2", "--until", "eval_cams",
-                       timeout=1800)
+    config = demo_config_with(REDUCED_CLAIM1)
+    result = snakemake(tmp_path, config, "--cores", "2", "--until", "eval_cams", timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     evals = {path.parent.name.split("-")[0]: json.loads(path.read_text())
              for path in (tmp_path / "results" / "cams").glob("*/eval_train.json")}
@@ -31,4 +31,4 @@ def test_clims_cams_beat_the_plain_cams_they_start_from(tmp_path):
           f"{fp['cam']:.1f}%, clims {fp['clims']:.1f}%")
     assert clims["miou"] > cam["miou"]
     assert set(clims["confounder_fp"]) == set(cam["confounder_fp"]) == {
-        f"{c}/{s}" for c, s in demo_config_with({})["eval"]["confounders"].items()}
+        f"{c}/{s}" for c, s in config["eval"]["confounders"].items()}
