@@ -54,7 +54,8 @@ def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[
     runs = [("cam", "cam", None)] + [(name, "clims", VARIANTS[name]) if name in VARIANTS else (name, *FROM_CAM[name])
                                      for name in variants]
     for name, method, overrides in runs:
-        clims = resolve_clims_section(cfg["cam"]["clims"], cfg["data"]["stuff_classes"], cfg["eval"]["confounders"])
+        clims = resolve_clims_section(cfg["cam"]["clims"], cfg["data"]["stuff_classes"], cfg["eval"]["confounders"],
+                                      cfg["data"]["classes"])
         cam = copy.deepcopy(cfg["cam"])
         if method == "clims":
             clims.update(copy.deepcopy(overrides))

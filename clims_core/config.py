@@ -138,15 +138,40 @@ def _check_cam(config: dict, base: Path) -> None:
     if "clims" in cam["methods"] and "cam" not in cam["methods"]:
         raise ConfigError("config key 'cam.methods': clims starts from the cam checkpoint, so 'cam' must be listed too")
     weights = cam["backbone_weights"]
-    if weights is not None:
-        if cam["backbone"]["width"] != 64:
-            raise ConfigError("config key 'cam.backbone.width': ImageNet weights need width 64 (torchvision's ResNet)")
-        if not resolve(base, weights).is_file():
-            raise ConfigError(f"config key 'cam.backbone_weights': {resolve(base, weights)} does not exist (expected a "
-                              f"torchvision resnet{cam['backbone']['depth']} ImageNet state dict .pth)")
+    # Any width loads a state dict of its own width (train_cam's loader checks every key's shape when it runs);
+    # planning only checks that the file is there.
+    if weights is not None and not resolve(base, weights).is_file():
+        raise ConfigError(f"config key 'cam.backbone_weights': {resolve(base, weights)} does not exist (expected a "
+                          f"torchvision resnet{cam['backbone']['depth']} ImageNet state dict .pth)")
+    if pretrains_trunk(config) and not config["demo_world"]["enabled"] and config["data"]["captions"] is None:
+        raise ConfigError("config key 'cam.pretrain_trunk.enabled': pretraining the trunk needs a captions corpus, "
+                          "but data.captions is null (give cam.backbone_weights, a captions corpus folder, or "
+                          "enabled: false)")
+    low, high = cam["pretrain_trunk"]["scale"]
+    if low > high:
+        raise ConfigError(f"config key 'cam.pretrain_trunk.scale': expected [low, high] with low <= high, "
+                          f"got {[low, high]}")
     low, high = cam["train"]["resize_long"]
     if low > high:
         raise ConfigError(f"config key 'cam.train.resize_long': expected [low, high] with low <= high, got {[low, high]}")
+
+
+def _check_clims(config: dict, base: Path) -> None:
+    """CLIMS's own prompt templates and class-name renames (null keys take the preset's, checked by its tests)."""
+    clims, classes = config["cam"]["clims"], config["data"]["classes"]
+    for key in ("object_prompt", "background_prompt"):
+        template = clims[key]
+        if template is None:
+            continue
+        try:
+            template.format(name="cat", article="a")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ConfigError(f"config key 'cam.clims.{key}': template {template!r} may use only {{name}}, "
+                              f"{{article}} ({error})") from None
+    absent = sorted(set(clims["class_names"] or {}) - set(classes))
+    if absent:
+        raise ConfigError(f"config key 'cam.clims.class_names': {absent} not in data.classes {classes} (a rename "
+                          "applies only to a class the dataset has)")
 
 
 def _check_report(config: dict, base: Path) -> None:
@@ -164,9 +189,13 @@ def _check_refine(config: dict, base: Path) -> None:
     if absent:
         raise ConfigError(f"config key 'refine.methods': {absent} not in cam.methods {config['cam']['methods']} "
                           f"(only trained CAM methods can be refined)")
-    if refine["irn"]["trunk"] == "imagenet" and config["cam"]["backbone_weights"] is None:
+    if refine["irn"]["trunk"] == "imagenet" and not has_trunk_weights(config):
         raise ConfigError("config key 'refine.irn.trunk': imagenet needs cam.backbone_weights (ImageNet weights for "
-                          "the frozen trunk); without them use trunk: cam (the CAM network's trunk)")
+                          "the frozen trunk) or cam.pretrain_trunk.enabled; without them use trunk: cam (the CAM "
+                          "network's trunk)")
+    low, high = refine["irn"]["scale_range"]
+    if low > high:
+        raise ConfigError(f"config key 'refine.irn.scale_range': expected [low, high] with low <= high, got {[low, high]}")
     if refine["ir_label"]["bg_thres"] > refine["ir_label"]["fg_thres"]:
         raise ConfigError(f"config key 'refine.ir_label.bg_thres': expected <= fg_thres "
                           f"({refine['ir_label']['fg_thres']}), got {refine['ir_label']['bg_thres']}")
@@ -174,9 +203,10 @@ def _check_refine(config: dict, base: Path) -> None:
 
 def _check_seg(config: dict, base: Path) -> None:
     seg, cam = config["seg"], config["cam"]
-    if seg["init"] == "imagenet" and cam["backbone_weights"] is None:
-        raise ConfigError("config key 'seg.init': imagenet needs cam.backbone_weights (the ImageNet ResNet); use cam "
-                          "(the plain CAM network's trunk) or random when there are no ImageNet weights")
+    if seg["init"] == "imagenet" and not has_trunk_weights(config):
+        raise ConfigError("config key 'seg.init': imagenet needs cam.backbone_weights (the ImageNet ResNet) or "
+                          "cam.pretrain_trunk.enabled; use cam (the plain CAM network's trunk) or random when there are "
+                          "no ImageNet weights")
     if seg["init"] == "cam" and "cam" not in cam["methods"]:
         raise ConfigError("config key 'seg.init': cam takes the plain cam network's trunk, so 'cam' must be in "
                           "cam.methods")
@@ -203,7 +233,7 @@ def _check_precision(config: dict, base: Path) -> None:
 
 # Cross-key checks run in order after the schema; later stages append theirs.
 CHECKS: list[Callable[[dict, Path], None]] = [_check_precision, _check_dataset, _check_confounders, _check_clip,
-                                              _check_cam, _check_report, _check_refine, _check_seg]
+                                              _check_cam, _check_clims, _check_report, _check_refine, _check_seg]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:
@@ -212,6 +242,18 @@ def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | Non
     for check in CHECKS:
         check(filled, Path(base_dir))
     return filled
+
+
+def pretrains_trunk(config: dict) -> bool:
+    """Whether ``pretrain_trunk`` runs (a validated config): no ``cam.backbone_weights`` and
+    ``cam.pretrain_trunk.enabled``; its weights then take the place of ``cam.backbone_weights``."""
+    return config["cam"]["backbone_weights"] is None and bool(config["cam"]["pretrain_trunk"]["enabled"])
+
+
+def has_trunk_weights(config: dict) -> bool:
+    """Whether the trunk starts from weights (``cam.backbone_weights`` or ``pretrain_trunk``'s), which the
+    ``imagenet`` choices of ``refine.irn.trunk`` and ``seg.init`` need."""
+    return config["cam"]["backbone_weights"] is not None or pretrains_trunk(config)
 
 
 def resolve(base: Path, path: str) -> Path:

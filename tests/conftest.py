@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from clims_core.io.masks import save_mask
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# One intra-op thread per test process; `make test` runs two pytest-xdist workers instead. On a 2-core machine that
+# another process loads, two OpenMP threads wait on each other at every parallel region: a ResNet-18 training step
+# of the tests' size took 1.6x longer with 2 threads than with 1 while one other process ran (2.2x with three).
+THREADS = 1
+torch.set_num_threads(THREADS)
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["cat", "dog", "train"]
@@ -88,7 +95,7 @@ def tiny_world(tmp_path_factory) -> dict:
     generate_world(settings, out, workers=2, progress=False)
     manifest = out.parent / "manifest.json"
     run(PrepareSettings(root=out / "VOC", classes=list(settings.classes), stuff_classes=list(settings.stuff_classes),
-                        captions=out / "captions", threads=2), manifest)
+                        captions=out / "captions", threads=THREADS), manifest)
     return {"dir": out, "voc": out / "VOC", "captions": out / "captions", "manifest": manifest, "settings": settings}
 
 
@@ -105,3 +112,12 @@ def launch_stage(stage: str, arguments: dict, folder: Path, processes: int) -> N
     result = subprocess.run(stage_command(stage, folder / "arguments.json", processes), capture_output=True,
                             text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``), the tests that share an expensive session fixture (the tiny end-to-end
+    run, the Slurm cluster) go to one worker (``--dist loadgroup``), so each is built once."""
+    for item in items:
+        for fixture in ("tiny_run", "slurm_cluster"):
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(fixture))

@@ -53,6 +53,9 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         (lambda c: c["data"].update(on_error="maybe"), "config key 'data.on_error': expected one of ['strict', 'skip']"),
         (lambda c: c.update(device="tpu"), "config key 'device': expected one of"),
         (lambda c: c.update(precision="fp16"), "config key 'precision': expected one of ['auto', 'bf16', 'fp32']"),
+        (lambda c: c["cams"].update(resize="bicubic"), "config key 'cams.resize': expected one of ['pil_bicubic', 'bilinear']"),
+        (lambda c: c["refine"]["irn"].update(scale_range=[1.5, 0.5]), "config key 'refine.irn.scale_range': expected [low, high] with low <= high"),
+        (lambda c: c["refine"]["irn"].update(scales=[0.5, 1.0]), "config key 'refine.irn.scales' is unknown"),
         (lambda c: c.update(device="cpu", precision="bf16"), "config key 'precision': bf16 autocast runs on CUDA only"),
         (lambda c: c["demo_world"].update(labeled_fraction=1.5), "config key 'demo_world.labeled_fraction'"),
         (lambda c: c["eval"]["confounders"].update(horse="sky"), "config key 'eval.confounders.horse': class 'horse' is not in data.classes"),
@@ -60,6 +63,8 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         (lambda c: c["data"].update(root="/somewhere"), "config key 'data.root': expected null when demo_world.enabled"),
         (lambda c: c["data"].update(classes=["train", "unicorn"]), "config key 'demo_world'"),
         (lambda c: c["demo_world"].update(enabled=False), "config key 'data.root': expected the path"),
+        (lambda c: c["cam"].update(pretrain_trunk={"scale": [0.9, 0.5]}), "config key 'cam.pretrain_trunk.scale': expected [low, high]"),
+        (lambda c: c["refine"]["irn"].update(trunk="imagenet"), "config key 'refine.irn.trunk': imagenet needs cam.backbone_weights"),
     ],
 )
 def test_bad_demo_config_is_one_line_naming_the_key(edit, expected):
@@ -108,4 +113,46 @@ def test_prompt_templates_are_checked():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["clip"] = {"finetune_settings": {"template": "a photo of {labels}."}}
     with pytest.raises(ConfigError, match=r"config key 'clip.finetune_settings.template': .* may use only \{names\}"):
+        validate_config(config)
+
+
+def test_clims_prompts_and_renames_are_checked():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["cam"]["clims"]["object_prompt"] = "a photo of {label}."
+    with pytest.raises(ConfigError, match=r"config key 'cam.clims.object_prompt': .* may use only \{name\}"):
+        validate_config(config)
+    config["cam"]["clims"].update(object_prompt=None, class_names={"person": "player", "sofa": "couch"})
+    with pytest.raises(ConfigError, match=r"config key 'cam.clims.class_names': \['sofa'\] not in data.classes"):
+        validate_config(config)
+
+
+def test_shipped_configs_resolve_to_their_clims_prompts():
+    from clims_core.stages.clims_settings import resolve_clims_section
+
+    def clims(path: str) -> dict:
+        config = validate_schema(yaml.safe_load((REPO / "config" / path).read_text()))
+        return resolve_clims_section(config["cam"]["clims"], config["data"]["stuff_classes"],
+                                     config["eval"]["confounders"], config["data"]["classes"])
+
+    voc = clims("voc12.yaml")  # the paper's preset as the CVPR code has it: "a photo of diningtable"
+    assert (voc["object_prompt"], voc["background_prompt"], voc["class_names"]) == ("a photo of {name}",
+                                                                                   "a photo of {name}", {})
+    assert voc["cbs_threshold"] is None and voc["score_clamp"] == "log_domain"
+    demo = clims("config.yaml")  # the demo CLIP's caption form, whatever preset improved says
+    assert (demo["object_prompt"], demo["background_prompt"], demo["class_names"]) == (
+        "a photo of {article} {name}.", "a photo of {name}.", {})
+
+
+def test_pretrained_trunk_stands_in_for_imagenet_weights(tmp_path, voc_tree):
+    """With cam.pretrain_trunk on, the imagenet trunk choices validate without weights; it needs a captions corpus."""
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo["cam"]["pretrain_trunk"] = {"enabled": True}
+    demo["refine"]["irn"]["trunk"], demo["seg"]["init"] = "imagenet", "imagenet"
+    assert validate_config(demo)["cam"]["pretrain_trunk"]["epochs"] >= 1
+    config = voc_config(voc_tree.root)
+    config["data"]["splits"] = {s: f"ImageSets/Segmentation/{s}.txt" for s in ("train_aug", "train", "val")}
+    save_clip_checkpoint(tmp_path / "clip.pt", build_clip(TINY_CLIP_CFG), TINY_CLIP_CFG, {}, 0, model_name="tiny")
+    config["clip"].update(model=None, weights=str(tmp_path / "clip.pt"))
+    config["cam"].update(backbone_weights=None, pretrain_trunk={"enabled": True})
+    with pytest.raises(ConfigError, match=r"config key 'cam.pretrain_trunk.enabled': .* data.captions is null"):
         validate_config(config)

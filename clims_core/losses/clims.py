@@ -17,20 +17,36 @@ from __future__ import annotations
 import torch
 
 EPS = 1e-4
+# How scores are clamped before the logs. "both": into [EPS, 1 - EPS] (the later public code's SimMaxLoss and
+# SimMinLoss). "log_domain": only where a log would be undefined, i.e. OTM's score from below and BTM's/CBS's from
+# above. The CVPR code clamps nothing: its OTM -log(s) is NaN for a cosine s < 0 and inf at 0, which is a bug, not a
+# behaviour worth reproducing, so OTM keeps its lower clamp; its -log(1 - s) is finite for s <= 0 (negative, still
+# pulling s down), so BTM and CBS take such scores as the CVPR code does.
+SCORE_CLAMPS = ("both", "log_domain")
 
 
 def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     return (values * weights).mean() if weights is not None else values.mean()
 
 
-def object_text_matching(score: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """OTM: ``-log(score)`` of foreground images against their class text (score clamped to (0, 1))."""
-    return _weighted_mean(-torch.log(score.clamp(EPS, 1 - EPS)), weights)
+def _clamped(score: torch.Tensor, clamp: str, low: bool) -> torch.Tensor:
+    """``score`` clamped for a log: both sides (``both``), or OTM's low / BTM's and CBS's high side (``log_domain``)."""
+    if clamp == "both":
+        return score.clamp(EPS, 1 - EPS)
+    if clamp != "log_domain":
+        raise ValueError(f"clamp: expected one of {SCORE_CLAMPS}, got {clamp!r}")
+    return score.clamp_min(EPS) if low else score.clamp_max(1 - EPS)
 
 
-def background_text_matching(score: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def object_text_matching(score: torch.Tensor, weights: torch.Tensor | None = None, clamp: str = "both") -> torch.Tensor:
+    """OTM: ``-log(score)`` of foreground images against their class text (score clamped, see ``SCORE_CLAMPS``)."""
+    return _weighted_mean(-torch.log(_clamped(score, clamp, low=True)), weights)
+
+
+def background_text_matching(score: torch.Tensor, weights: torch.Tensor | None = None,
+                             clamp: str = "both") -> torch.Tensor:
     """BTM: ``-log(1 - score)`` of background images against their class text."""
-    return _weighted_mean(-torch.log(1 - score.clamp(EPS, 1 - EPS)), weights)
+    return _weighted_mean(-torch.log(1 - _clamped(score, clamp, low=False)), weights)
 
 
 def background_suppression(
@@ -38,19 +54,21 @@ def background_suppression(
     applies: torch.Tensor,
     threshold: float | None = None,
     reduction: str = "mean",
+    clamp: str = "both",
 ) -> torch.Tensor:
     """CBS: ``-log(1 - score)`` of foreground images against background words.
 
     ``score`` and ``applies`` are P x B (positives x background words); ``applies`` says which words count for each
     positive (all of them for a global list, the class's co-occurring words for per-class lists). With ``threshold``
-    (the later public code: 0.26) only scores above it count. ``reduction``: ``mean`` over counted pairs, ``sum`` over
+    (the later public code: 0.26) only scores above it count; without (the CVPR code) every score counts, a cosine
+    <= 0 too. ``reduction``: ``mean`` over counted pairs, ``sum`` over
     them (the later public code; its weight then grows with the batch), or ``sum_mean``: per positive the mean over its
     words, summed over positives (the CVPR code).
     """
     counted = applies.to(score.dtype)
     if threshold is not None:
         counted = counted * (score > threshold).to(score.dtype)
-    losses = -torch.log(1 - score.clamp(EPS, 1 - EPS)) * counted
+    losses = -torch.log(1 - _clamped(score, clamp, low=False)) * counted
     if reduction == "sum":
         return losses.sum()
     if reduction == "sum_mean":

@@ -1,7 +1,8 @@
 """ResNet trunk for CAM, IRNet and CCT: torchvision's residual blocks at a chosen depth, width and output stride.
 
 Width 64 is torchvision's ResNet exactly (same parameter names), so ImageNet weights from torchvision load as they are;
-the demo uses a narrower trunk from random init. IRNet's setting is strides (2, 2, 2, 1): output stride 16, with
+any width has the same parameter names, so a narrower trunk loads a state dict of its own width (the demo's, from
+``pretrain_trunk``); the loader checks every shape. IRNet's setting is strides (2, 2, 2, 1): output stride 16, with
 conv1/bn1 frozen and, for pretrained weights, every BatchNorm frozen (``norm: frozen``).
 """
 
@@ -36,15 +37,13 @@ class BackboneSpec:
     width: int = 64  # channels after the stem; stages have width, 2x, 4x, 8x (x4 for bottlenecks)
     strides: tuple[int, int, int, int] = (2, 2, 2, 1)  # conv1, layer2, layer3, layer4 (maxpool adds 2)
     norm: str = "frozen"  # "frozen" (IRNet, with ImageNet weights) or "batch" (training from random init)
-    weights: str | None = None  # a torchvision ImageNet state dict file (.pth), loaded with weights_only
+    weights: str | None = None  # a torchvision-layout state dict file (.pth) of this depth and width, weights_only
 
     def __post_init__(self) -> None:
         if self.depth not in LAYOUTS:
             raise ValueError(f"backbone depth: expected one of {sorted(LAYOUTS)}, got {self.depth}")
         if self.norm not in ("frozen", "batch"):
             raise ValueError(f"backbone norm: expected frozen or batch, got {self.norm!r}")
-        if self.weights is not None and self.width != 64:
-            raise ValueError(f"backbone weights need width 64 (torchvision's ResNet), got width {self.width}")
         object.__setattr__(self, "strides", tuple(self.strides))
 
 
@@ -97,9 +96,12 @@ class ResNetTrunk(nn.Module):
 
 
 def load_imagenet_weights(trunk: ResNetTrunk, path: str | os.PathLike) -> None:
-    """Load a torchvision ResNet state dict (the classifier ``fc.*`` is dropped); every other key must fit."""
+    """Load a torchvision-layout ResNet state dict (the classifier ``fc.*`` is dropped); every other key must be there
+    with the trunk's shape, so a file of another depth or width is refused with the keys that differ."""
     path = Path(path).expanduser()
-    form = f"a torchvision resnet{trunk.spec.depth} ImageNet state dict (.pth), e.g. resnet{trunk.spec.depth}-*.pth"
+    depth, width = trunk.spec.depth, trunk.spec.width
+    form = (f"a torchvision resnet{depth} ImageNet state dict (.pth), e.g. resnet{depth}-*.pth" if width == 64 else
+            f"a torchvision-layout resnet{depth} state dict of width {width} (.pth), e.g. pretrain_trunk's resnet.pth")
     if not path.is_file():
         raise BackboneWeightsError(f"cam.backbone_weights {path}: file not found (expected {form})")
     try:
@@ -116,11 +118,12 @@ def load_imagenet_weights(trunk: ResNetTrunk, path: str | os.PathLike) -> None:
     state = {k: v for k, v in state.items()
              if not k.startswith("fc.") and not (k.endswith("num_batches_tracked") and k not in own)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    wrong = [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})" for k, v in state.items()
+             if k in own and own[k].shape != v.shape]
     unexpected = [k for k in state if k not in own]
     if missing or wrong or unexpected:
         raise BackboneWeightsError(
-            f"cam.backbone_weights {path}: does not fit resnet{trunk.spec.depth} "
+            f"cam.backbone_weights {path}: does not fit resnet{depth} of width {width} "
             f"(missing {missing[:3]}, wrong shape {wrong[:3]}, unexpected {unexpected[:3]}); expected {form}")
     trunk.load_state_dict(state, strict=False)
 

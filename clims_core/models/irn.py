@@ -17,12 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from clims_core.device import autocast, memory_format
-from clims_core.models.backbone import ResNetTrunk, imagenet_normalize
+from clims_core.models.backbone import IMAGENET_MEAN, ResNetTrunk, imagenet_normalize
 
 CHANNELS = 32  # IRNet's branch width
 
 
 class EdgeNet(nn.Module):
+    # The pixel-space colour that the input normalisation (imagenet_normalize) maps to 0: IRNet pads its normalised
+    # input with 0, so padding in pixel space takes this colour.
+    input_mean: tuple[float, float, float] = IMAGENET_MEAN
+
     def __init__(self, trunk: ResNetTrunk, channels: int = CHANNELS):
         super().__init__()
         if trunk.spec.strides[0] != 2:
@@ -75,14 +79,17 @@ class EdgeNet(nn.Module):
 @torch.no_grad()
 def boundary_map(model: EdgeNet, image_u8: torch.Tensor, min_size: int, device: torch.device,
                  precision: str = "auto") -> torch.Tensor:
-    """IRNet's ``EdgeDisplacement`` inference: the image and its mirror, padded (black, right and bottom) to at least
+    """IRNet's ``EdgeDisplacement`` inference: the image and its mirror, padded (right and bottom) to at least
     ``min_size`` (the training crop), boundary probability ``sigmoid`` of the two logits' mean, cropped to
-    ceil(H/4) x ceil(W/4) (the CAM store's ``cam`` size)."""
+    ceil(H/4) x ceil(W/4) (the CAM store's ``cam`` size). The padding is the model's ``input_mean`` colour, which
+    normalises to 0: IRNet pads the normalised input with 0 (black padding would be a strong edge at the border)."""
     height, width = image_u8.shape[-2:]
     multiple = model.input_multiple
     padded = [max(min_size, math.ceil(side / multiple) * multiple) for side in (height, width)]
     image = image_u8.to(device).float().div(255)[None]
-    pair = F.pad(torch.cat([image, image.flip(-1)]), (0, padded[1] - width, 0, padded[0] - height))  # flip, then pad
+    mean = torch.tensor(model.input_mean, dtype=image.dtype, device=device).view(1, 3, 1, 1)
+    pair = mean.expand(2, 3, *padded).clone()
+    pair[..., :height, :width] = torch.cat([image, image.flip(-1)])  # flip, then pad
     with autocast(device, precision):
         logits = model(pair.contiguous(memory_format=memory_format(device)))[:, 0].float()
     out_h, out_w = math.ceil(height / 4), math.ceil(width / 4)

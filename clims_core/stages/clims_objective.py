@@ -87,11 +87,12 @@ class ClimsObjective:
                 labelled[:, :k] = labels[n].bool()
                 cbs_scores = self._probabilities_without(fg_raw, labelled)
         weights = self.class_weight[c]
-        otm = object_text_matching(otm_scores[rows, c], weights)
-        btm = background_text_matching(bg[rows, c], weights)
+        clamp = self.settings.score_clamp
+        otm = object_text_matching(otm_scores[rows, c], weights, clamp)
+        btm = background_text_matching(bg[rows, c], weights, clamp)
         if self.background_words:
             cbs = background_suppression(cbs_scores[:, k:], self.applies[c], self.settings.cbs_threshold,
-                                         self.settings.cbs_reduction)
+                                         self.settings.cbs_reduction, clamp)
         else:
             cbs = fg.new_zeros(())
         reg = area_regularization(maps if self.settings.area == "all" else maps[n, c])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
+SCORE_CLAMPS = ("both", "log_domain")  # as clims_core.losses.clims.SCORE_CLAMPS (kept free of torch here)
 
 
 @dataclass(frozen=True)
@@ -14,13 +16,17 @@ class ClimsSettings:
     loss_weights: tuple[float, float, float, float] = (10.0, 24.0, 1.0, 0.2)  # OTM, BTM, CBS, REG
     background_channel: bool = False  # cvpr: the head has a background channel 0 (unused by the losses)
     background_words: dict[str, list[str]] | list[str] = field(default_factory=list)  # per class (cvpr) or global
-    cbs_threshold: float | None = 0.26  # improved: only background scores above it count
+    cbs_threshold: float | None = 0.26  # improved: only background scores above it count; cvpr: None, all count
     cbs_reduction: str = "sum"  # improved: sum (public code); cvpr: sum_mean (per positive the mean over words)
     class_weights: dict[str, float] = field(default_factory=dict)  # cvpr: sofa, diningtable, chair x3
     similarity: str = "cosine"  # "cosine" (paper) or "softmax" over the prompt set at CLIP's logit scale
+    # The project's own prompt form; the presets carry the public code's strings (PRESETS below).
     object_prompt: str = "a photo of {article} {name}."
     background_prompt: str = "a photo of {name}."
-    class_names: dict[str, str] = field(default_factory=dict)
+    class_names: dict[str, str] = field(default_factory=dict)  # class id -> the word in its prompt
+    # "both": scores clamped into [1e-4, 1 - 1e-4] before every log (the later code); "log_domain": only where the log
+    # would be undefined (cvpr; see clims_core.losses.clims, where the CVPR code's NaN for OTM is not reproduced).
+    score_clamp: str = "both"
     # "pixel": mask images in [0, 1], then CLIP's own normalisation (correct). Compatibility with the public code only:
     # "imagenet_normalized" (later code: masks ImageNet-normalised images, never applies CLIP's normalisation) and
     # "clip_normalized" (CVPR code: masks CLIP-normalised images, so masked-out pixels are CLIP's mean colour).
@@ -51,11 +57,18 @@ class ClimsSettings:
         if self.otm_softmax not in ("all_prompts", "without_other_classes"):
             raise ValueError("clims otm_softmax: expected all_prompts or without_other_classes, "
                              f"got {self.otm_softmax!r}")
+        if self.score_clamp not in SCORE_CLAMPS:
+            raise ValueError(f"clims score_clamp: expected one of {SCORE_CLAMPS}, got {self.score_clamp!r}")
         if len(self.loss_weights) != 4:
             raise ValueError("clims loss_weights: expected 4 numbers (OTM, BTM, CBS, REG)")
 
 
 # The two presets of the config (``cam.clims.preset``); every knob can also be set alone. VOC words as published.
+# Prompts exactly as the public code writes them: the CVPR code "a photo of diningtable" (VOC ids as written, no
+# article, no period; background words likewise), the later code "a photo of dining table." with its own words for
+# four VOC ids, 'player' for person among them (clip_utils.py of each version).
+VOC_CLASS_NAMES_IMPROVED = {"diningtable": "dining table", "person": "player", "pottedplant": "potted plant",
+                            "tvmonitor": "tv monitor"}
 VOC_BACKGROUND_IMPROVED = ["tree", "river", "sea", "lake", "water", "railway", "railroad", "track", "stone", "rocks"]
 VOC_BACKGROUND_CVPR = {"boat": ["river", "water", "lake", "sea", "building"],
                        "train": ["railroad", "railway", "branches", "tree"]}
@@ -63,28 +76,39 @@ PRESETS: dict[str, dict] = {
     "improved": {"epochs": 15, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 24.0, 1.0, 0.2],
                  "background_channel": False, "cbs_threshold": 0.26, "cbs_reduction": "sum", "class_weights": {},
                  "similarity": "cosine", "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts",
-                 "otm_softmax": "all_prompts"},
+                 "otm_softmax": "all_prompts", "object_prompt": "a photo of {name}.",
+                 "background_prompt": "a photo of {name}.", "class_names": VOC_CLASS_NAMES_IMPROVED,
+                 "score_clamp": "both"},
     "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
-             "background_channel": True, "cbs_threshold": 0.0, "cbs_reduction": "sum_mean",
+             "background_channel": True, "cbs_threshold": None, "cbs_reduction": "sum_mean",
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
-             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts", "otm_softmax": "all_prompts"},
+             "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts", "otm_softmax": "all_prompts",
+             "object_prompt": "a photo of {name}", "background_prompt": "a photo of {name}", "class_names": {},
+             "score_clamp": "log_domain"},
 }
 
 
-def resolve_clims_section(section: dict, stuff_classes: list[str], confounders: dict[str, str]) -> dict:
+def resolve_clims_section(section: dict, stuff_classes: list[str], confounders: dict[str, str],
+                          classes: list[str] | None = None) -> dict:
     """The config's ``cam.clims`` with every null knob filled from its preset.
 
     Background words when not given: the dataset's stuff words (a global list for ``improved``, each class's
-    confounder stuff for ``cvpr``) where the dataset has stuff classes, else the published VOC words.
+    confounder stuff for ``cvpr``) where the dataset has stuff classes, else the published VOC words. A preset's
+    class-name renames are kept only for ``classes`` (the dataset's), so the resolved section (and its tag) lists
+    only renames that apply; ``classes`` None keeps them all.
     """
     preset = section.get("preset", "improved")
-    resolved = {key: (value if value is not None else PRESETS[preset].get(key)) for key, value in section.items()}
-    for key, value in PRESETS[preset].items():
+    defaults = copy.deepcopy(PRESETS[preset])  # the resolved section never shares the presets' lists and dicts
+    resolved = {key: (value if value is not None else defaults.get(key)) for key, value in section.items()}
+    for key, value in defaults.items():
         resolved.setdefault(key, value)
     if resolved.get("background_words") is None:
         if stuff_classes:
             resolved["background_words"] = (list(stuff_classes) if preset == "improved"
                                             else {c: [s] for c, s in confounders.items()})
         else:
-            resolved["background_words"] = VOC_BACKGROUND_IMPROVED if preset == "improved" else VOC_BACKGROUND_CVPR
+            resolved["background_words"] = copy.deepcopy(VOC_BACKGROUND_IMPROVED if preset == "improved"
+                                                         else VOC_BACKGROUND_CVPR)
+    if section.get("class_names") is None and classes is not None:
+        resolved["class_names"] = {c: w for c, w in resolved["class_names"].items() if c in classes}
     return resolved

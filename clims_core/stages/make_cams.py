@@ -2,9 +2,11 @@
 
 For scales 1.0, 0.5, 1.5, 2.0, the image and its mirror go through the network; the ReLU maps of each scale are resized
 to the stride-4 size and to the full image size (via the stride-16 padded size, as IRNet), summed over scales and
-flips, kept for the image's labelled classes and each divided by its max. Images are decoded in DataLoader workers
-and the store is written from a background thread, so the network is rarely idle. ``shard``/``shards`` split the
-image list (ids ``shard::shards``) for parallel jobs merged by ``merge_cams``.
+flips, kept for the image's labelled classes and each divided by its max. Each scale is resized from the uint8 image
+with PIL bicubic (IRNet's ``pil_rescale``: antialiased when shrinking) before normalisation, or with ``resize:
+bilinear`` as float bilinear without antialiasing on the device (this project's earlier behaviour). Images are decoded
+and resized in DataLoader workers and the store is written from a background thread, so the network is rarely idle.
+``shard``/``shards`` split the image list (ids ``shard::shards``) for parallel jobs merged by ``merge_cams``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from clims_core.losses.cam import normalised_cams
 from clims_core.stages.train_cam import load_cam_model
 
 log = logging.getLogger(__name__)
+# How each scale is made from the image: IRNet's PIL bicubic on uint8 (the default), or float bilinear on the device.
+RESIZES = ("pil_bicubic", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,11 @@ class MakeCamsSettings:
     precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
+    resize: str = "pil_bicubic"  # one of RESIZES
 
     def __post_init__(self) -> None:
+        if self.resize not in RESIZES:
+            raise ValueError(f"cams.resize: expected one of {list(RESIZES)}, got {self.resize!r}")
         if not 0 <= self.shard < self.shards:
             raise ValueError(f"shard {self.shard} outside 0..{self.shards - 1}")
         object.__setattr__(self, "scales", tuple(self.scales))
@@ -55,31 +62,69 @@ def shard_ids(ids: list[str], shard: int, shards: int) -> list[str]:
     return ids[shard::shards]
 
 
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """IRNet's ``pil_rescale`` size: each side times ``scale``, rounded (half to even, as ``np.round``)."""
+    return round(height * scale), round(width * scale)
+
+
+def pil_bicubic(image_u8: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A 3 x H x W uint8 image resized to ``size`` (H, W) by PIL bicubic, as IRNet's ``pil_resize``: PIL widens the
+    filter when shrinking (antialiased), and rounds and clips to uint8 after each pass. Same size: the image itself."""
+    if tuple(image_u8.shape[-2:]) == tuple(size):
+        return image_u8
+    array = np.ascontiguousarray(image_u8.cpu().numpy().transpose(1, 2, 0))
+    resized = Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(resized).transpose(2, 0, 1).copy())
+
+
+def pil_scales(image_u8: torch.Tensor, scales: tuple[float, ...]) -> list[torch.Tensor]:
+    """The uint8 image at every scale by :func:`pil_bicubic` (CPU work, done in the DataLoader workers)."""
+    height, width = image_u8.shape[-2:]
+    return [pil_bicubic(image_u8, scaled_size(height, width, scale)) for scale in scales]
+
+
 class _Images(Dataset):
-    def __init__(self, manifest: Manifest, ids: list[str], labels: dict[str, np.ndarray]):
-        self.manifest, self.ids, self.labels = manifest, ids, labels
+    def __init__(self, manifest: Manifest, ids: list[str], labels: dict[str, np.ndarray],
+                 scales: tuple[float, ...] | None = None):
+        self.manifest, self.ids, self.labels, self.scales = manifest, ids, labels, scales
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[str, torch.Tensor, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor, np.ndarray, list[torch.Tensor]]:
+        """(id, 3 x H x W uint8, labels, the image at each of ``scales`` by PIL bicubic; [] without scales)."""
         image_id = self.ids[index]
         with Image.open(self.manifest.image_path(image_id)) as image:
             array = np.asarray(image.convert("RGB"))
-        return image_id, torch.from_numpy(array.transpose(2, 0, 1).copy()), self.labels[image_id]
+        tensor = torch.from_numpy(array.transpose(2, 0, 1).copy())
+        scaled = pil_scales(tensor, self.scales) if self.scales is not None else []
+        return image_id, tensor, self.labels[image_id], scaled
 
 
 def multiscale_cams(model: torch.nn.Module, image_u8: torch.Tensor, scales: tuple[float, ...], flip: bool,
-                    device: torch.device, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed ReLU CAMs of all classes: (K x ceil(H/4) x ceil(W/4), K x H x W), not yet normalised."""
+                    device: torch.device, precision: str = "auto", resize: str = "pil_bicubic",
+                    scaled: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed ReLU CAMs of all classes: (K x ceil(H/4) x ceil(W/4), K x H x W), not yet normalised.
+
+    ``resize`` is how each scale is made (see :data:`RESIZES`); ``scaled``, when given, is the image already resized
+    to every scale by :func:`pil_scales` (the DataLoader workers do it, so the device does not wait for PIL)."""
+    if resize not in RESIZES:
+        raise ValueError(f"cams.resize: expected one of {list(RESIZES)}, got {resize!r}")
     height, width = image_u8.shape[-2:]
     strided = (math.ceil(height / 4), math.ceil(width / 4))
     padded = (math.ceil(height / 16) * 16, math.ceil(width / 16) * 16)
     image = image_u8.to(device).float().div(255)[None]
+    if resize == "pil_bicubic" and scaled is None:
+        scaled = pil_scales(image_u8, scales)
     low, high = 0.0, 0.0
-    for scale in scales:
-        size = (round(height * scale), round(width * scale))
-        x = image if scale == 1.0 else F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+    for index, scale in enumerate(scales):
+        size = scaled_size(height, width, scale)
+        if scale == 1.0 or size == (height, width):
+            x = image
+        elif resize == "pil_bicubic":
+            x = scaled[index].to(device).float().div(255)[None]
+        else:
+            x = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
         if flip:
             x = torch.cat([x, x.flip(-1)])
         with autocast(device, precision):
@@ -100,16 +145,20 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
     model = model.to(device, memory_format=memory_format(device))
     ids = shard_ids(manifest.ids(settings.split), settings.shard, settings.shards)
     labels = dict(zip(manifest.ids(settings.split), manifest.labels(settings.split)))
-    loader = DataLoader(_Images(manifest, ids, labels), batch_size=None, num_workers=settings.workers)
+    prescale = settings.scales if settings.resize == "pil_bicubic" else None
+    loader = DataLoader(_Images(manifest, ids, labels, prescale), batch_size=None, num_workers=settings.workers)
     provenance = {"method": payload["config"].get("method"), "split": settings.split, "scales": list(settings.scales),
-                  "flip": settings.flip, "shard": settings.shard, "shards": settings.shards, "train": payload["config"]}
+                  "resize": settings.resize, "flip": settings.flip, "shard": settings.shard, "shards": settings.shards,
+                  "train": payload["config"]}
     with CamStoreWriter(store_path, provenance, sha256_file(checkpoint_path)) as writer, \
             ThreadPoolExecutor(max_workers=1) as background:
         pending = []
-        for image_id, image, label in tqdm(loader, desc=f"make_cams[{settings.split} {settings.shard + 1}/{settings.shards}]",
-                                           unit="img", mininterval=2.0):
+        progress = tqdm(loader, desc=f"make_cams[{settings.split} {settings.shard + 1}/{settings.shards}]", unit="img",
+                        mininterval=2.0)
+        for image_id, image, label, scaled in progress:
             keys = np.flatnonzero(label)
-            low, high = multiscale_cams(model, image, settings.scales, settings.flip, device, settings.precision)
+            low, high = multiscale_cams(model, image, settings.scales, settings.flip, device, settings.precision,
+                                        settings.resize, scaled or None)
             low, high = normalised_cams(low[keys]), normalised_cams(high[keys])  # sums of ReLU maps: ReLU is a no-op
             pending.append(background.submit(writer.write, image_id, keys, low.cpu().numpy(), high.cpu().numpy()))
             if len(pending) > 8:

@@ -225,7 +225,10 @@ def run_from_arguments(arguments: dict[str, Any]) -> dict:
 
 def settings_from_config(method: str, cam: dict, clims: dict | None, clip_section: dict, seed: int, device: str,
                          threads: int, checkpoint_every: int = 50, precision: str = "auto") -> CamTrainSettings:
-    """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset."""
+    """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset.
+
+    ``clip_section`` is no longer read (CLIMS's prompts are ``cam.clims`` keys now); kept so callers need not change.
+    """
     backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"])
     train = cam["train"]
     common = dict(method=method, backbone=backbone, weight_decay=train["weight_decay"], momentum=train["momentum"],
@@ -243,8 +246,9 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
         cbs_reduction=clims["cbs_reduction"], cbs_softmax=clims["cbs_softmax"],
         otm_softmax=clims["otm_softmax"], class_weights=dict(clims["class_weights"]),
         similarity=clims["similarity"], masking=clims["masking"], area=clims["area"],
-        object_prompt=clip_section["prompts"]["object"],
-        background_prompt=clip_section["prompts"]["stuff"], class_names=dict(clip_section["class_names"]),
+        # CLIMS's own prompts (the preset's: the public code's strings), not clip.prompts (those of eval_clip).
+        object_prompt=clims["object_prompt"], background_prompt=clims["background_prompt"],
+        class_names=dict(clims["class_names"]), score_clamp=clims["score_clamp"],
     )
     return CamTrainSettings(epochs=clims["epochs"], batch_size=clims["batch_size"], lr=clims["lr"], clims=objective,
                             **common)

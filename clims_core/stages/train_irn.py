@@ -32,7 +32,7 @@ from clims_core.losses.irn import class_boundary_loss
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk
 from clims_core.models.irn import EdgeNet
 from clims_core.refine.affinity import PairIndex
-from clims_core.refine.irn_data import AffinityDataset
+from clims_core.refine.irn_data import AffinityDataset, check_scale_range
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
@@ -52,7 +52,7 @@ class IrnTrainSettings:
     epochs: int = 3
     batch_size: int = 32
     crop: int = 512
-    scales: tuple[float, ...] = (0.5, 1.0, 1.5)
+    scale_range: tuple[float, float] = (0.5, 1.5)  # IRNet's rescale=(0.5, 1.5): a uniform draw per crop
     lr: float = 0.1
     weight_decay: float = 1e-4
     momentum: float = 0.9
@@ -71,7 +71,8 @@ class IrnTrainSettings:
             raise ValueError("refine.irn.trunk imagenet needs the backbone spec (cam.backbone, cam.backbone_weights)")
         if self.crop % 16:
             raise ValueError(f"refine.irn.crop: expected a multiple of 16, got {self.crop}")
-        object.__setattr__(self, "scales", tuple(self.scales))
+        check_scale_range(self.scale_range)
+        object.__setattr__(self, "scale_range", tuple(self.scale_range))
 
 
 def cam_trunk(cam_checkpoint: str | Path) -> ResNetTrunk:
@@ -131,8 +132,8 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
         raise ValueError(f"{ir_index_path}: IR labels of classes {ir_labels.classes}, the manifest has "
                          f"{manifest.classes}")
     dataset = AffinityDataset([manifest.image_path(i) for i in ir_labels.ids],
-                              [ir_labels.mask_path(i) for i in ir_labels.ids], settings.crop, settings.scales, STRIDE,
-                              True, settings.seed)
+                              [ir_labels.mask_path(i) for i in ir_labels.ids], settings.crop, settings.scale_range,
+                              STRIDE, True, settings.seed)
     source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"{ir_index_path}")
     trunk = build_trunk(settings, cam_checkpoint)
     model = dist.prepare(EdgeNet(trunk).to(device, memory_format=memory_format(device)).train(), device)
@@ -183,7 +184,7 @@ def settings_from_config(refine: dict, cam: dict, seed: int, device: str, thread
     trunk = resolve_trunk(irn["trunk"], cam["backbone_weights"])
     backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"]) if trunk == "imagenet" else None
     return IrnTrainSettings(trunk=trunk, backbone=backbone, epochs=irn["epochs"], batch_size=irn["batch_size"],
-                            crop=irn["crop"], scales=tuple(irn["scales"]), lr=irn["lr"],
+                            crop=irn["crop"], scale_range=tuple(irn["scale_range"]), lr=irn["lr"],
                             weight_decay=irn["weight_decay"], momentum=irn["momentum"], radius=irn["radius"],
                             seed=seed, device=device, precision=precision, threads=threads, workers=irn["workers"],
                             checkpoint_every=checkpoint_every)

@@ -235,7 +235,8 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
     p = cct["perturbations"]
     perturbations = PerturbationSettings(
         vat_xi=p["vat_xi"], vat_eps=p["vat_eps"], vat_iterations=p["vat_iterations"], drop_rate=p["drop_rate"],
-        spatial_dropout=p["spatial_dropout"], erase=p["erase"], cutout_min_area=p["cutout_min_area"],
+        spatial_dropout=p["spatial_dropout"], erase=p["erase"], cutout_regions=p["cutout_regions"],
+        cutout_min_points=p["cutout_min_points"], cutout_min_area=p["cutout_min_area"],
         feature_drop_range=tuple(p["feature_drop_range"]), uniform_range=p["uniform_range"])
     losses = CctLossSettings(unsupervised_weight=cct["unsupervised_weight"], rampup=cct["rampup"],
                              weak_weight=cct["weak_weight"], supervised_loss=cct["supervised_loss"])

@@ -1,10 +1,13 @@
-"""DESIGN.md's claim 1 at reduced size, with a fixed seed: CLIMS CAMs beat the plain CAMs they start from.
+"""DESIGN.md's claim 1 at reduced size, with a fixed seed: CLIMS trains its CAMs and does not collapse them.
 
 The demo config (its CAM and CLIMS recipe) on a smaller world (tests/e2e/workflow.py ``REDUCED_CLAIM1``), run up to
-``eval_cams``: about 3 minutes. Only the mIoU direction is asserted: over the reduced runs in README "Claim 1 at
-reduced size" CLIMS beat its CAM in every one, while the railroad false positives fell in only half of them (at 800
-images the plain CAM's confounding varies too much from seed to seed). Both halves of the claim, with the issue's
-margins, are checked on the full demo by ``make claims`` (tests/e2e/test_demo_claims.py).
+``eval_cams``: about 3 minutes. What is asserted is what holds with margin at this size, on any machine: CLIMS moves
+the maps away from the plain CAM it starts from (a CLIMS that does not train leaves them unchanged), and its mIoU
+stays within ``COLLAPSE_MARGIN`` of the CAM's (a CLIMS that trains the wrong way, e.g. floods a class onto its stuff,
+loses far more). Over the 10 reduced runs in README "Claim 1 at reduced size" CLIMS minus CAM ranged from +0.2 to
++12.9 mIoU (this config's three seeds: +4.1, +7.7, +12.9, mean 8.2, sd 4.4): "CLIMS beats its CAM" is a likely but
+not a certain outcome at 800 images once floats differ between CPUs, so it is not asserted here. It is checked, with
+DESIGN.md's margins, on the full demo by ``make claims`` (tests/e2e/test_demo_claims.py), as are the false positives.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from tests.e2e.workflow import REDUCED_CLAIM1, demo_config_with, snakemake
 
 pytestmark = pytest.mark.e2e
 
+# Points of mIoU CLIMS may lose against its CAM here: 3.2 below the worst of 10 reduced runs (+0.2).
+COLLAPSE_MARGIN = 3.0
 
-def test_clims_cams_beat_the_plain_cams_they_start_from(tmp_path):
+
+def test_clims_trains_the_cams_it_starts_from_without_collapsing_them(tmp_path):
     config = demo_config_with(REDUCED_CLAIM1)
     result = snakemake(tmp_path, config, "--cores", "2", "--until", "eval_cams", timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -29,6 +35,7 @@ def test_clims_cams_beat_the_plain_cams_they_start_from(tmp_path):
     fp = {name: 100 * run["confounder_fp"]["train/railroad"]["rate"] for name, run in evals.items()}
     print(f"\nreduced claim 1: mIoU cam {cam['miou']:.1f}, clims {clims['miou']:.1f}; train/railroad FP cam "
           f"{fp['cam']:.1f}%, clims {fp['clims']:.1f}%")
-    assert clims["miou"] > cam["miou"]
+    assert clims["miou_per_threshold"] != cam["miou_per_threshold"], "CLIMS left the plain CAM's maps unchanged"
+    assert clims["miou"] >= cam["miou"] - COLLAPSE_MARGIN, (cam["miou"], clims["miou"])
     assert set(clims["confounder_fp"]) == set(cam["confounder_fp"]) == {
         f"{c}/{s}" for c, s in config["eval"]["confounders"].items()}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.workflow import VOC_SPLITS, make_fake_voc, planned_jobs, snakemake, voc_plan_config
+import yaml
+
+from tests.e2e.workflow import (REPO, VOC_SPLITS, demo_config_with, make_fake_voc, planned_jobs, snakemake,
+                                voc_plan_config)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,7 @@ def test_voc_scale_plan_is_fast(fake_voc, tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     counts = planned_jobs(result)
     assert counts.get("prepare_data") == 1, result.stdout
+    assert "pretrain_trunk" not in counts, result.stdout  # ImageNet weights are given: nothing stands in for them
     shards = config["cams"]["shards"]
     # Jobs per stage or shard, never per image: that is what keeps planning fast (timed below, not asserted).
     # CAM stores: the train split of every CAM method (eval_cams) and train_aug of every refined method.
@@ -31,3 +36,24 @@ def test_voc_scale_plan_is_fast(fake_voc, tmp_path):
     assert counts.get("make_cams") == stores * shards and counts.get("merge_cams") == stores, result.stdout
     assert sum(counts.values()) < 200, result.stdout
     print(f"snakemake -n on {VOC_SPLITS['train_aug']} train_aug ids: {elapsed:.2f} s (process start included)")
+
+
+def dag_edges(dot: str) -> set[tuple[str, str]]:
+    """(rule, rule) edges of ``snakemake --dag``'s DOT output."""
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"\\]+)', dot, flags=re.M))
+    return {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.M)}
+
+
+def test_demo_plans_pretrain_trunk_only_with_the_overlay(tmp_path):
+    """config/demo_pretrained_trunk.yaml makes pretrain_trunk feed every trunk consumer; the default demo has none."""
+    plain = snakemake(tmp_path / "plain", demo_config_with({}), "-n", "--quiet", "rules")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "pretrain_trunk" not in planned_jobs(plain)
+    overlay = yaml.safe_load((REPO / "config" / "demo_pretrained_trunk.yaml").read_text())
+    assert overlay["cam"]["pretrain_trunk"]["enabled"] and overlay["cam"]["backbone"]["norm"] == "frozen"
+    config = demo_config_with({**overlay, "refine": {"irn": {"trunk": "auto"}}, "seg": {"init": "imagenet"}})
+    result = snakemake(tmp_path / "trunk", config, "--dag")
+    assert result.returncode == 0, result.stderr[-3000:]
+    edges = dag_edges(result.stdout)
+    assert ("make_demo_world", "pretrain_trunk") in edges
+    assert {("pretrain_trunk", rule) for rule in ("train_cam", "train_irn", "train_seg")} <= edges, edges

@@ -18,7 +18,7 @@ from tests.e2e.workflow import REPO, TINY_DEMO, snakemake
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 # Rules that train or run a network: they ask Slurm for a GPU unless the config pins the CPU.
-GPU_RULES = {"pretrain_clip", "finetune_clip", "eval_clip", "train_cam", "make_cams", "train_irn",
+GPU_RULES = {"pretrain_clip", "pretrain_trunk", "finetune_clip", "eval_clip", "train_cam", "make_cams", "train_irn",
              "make_pseudo_masks", "train_seg", "eval_seg"}
 # What the Slurm run asks for: the plain-CAM evaluation, i.e. these five jobs in a chain.
 CHAIN = {"make_demo_world", "prepare_data", "train_cam", "make_cams", "eval_cams"}
@@ -90,7 +90,8 @@ def test_profile_resources_reach_the_jobs(tmp_path, device):
 
 def node_profile(cluster: SlurmCluster, folder: Path) -> Path:
     """The repo's Slurm profile scaled down to the test node (cores and memory capped at what it has), plus the
-    settings a cluster without an accounting database needs: squeue for job status, no account."""
+    settings a cluster without an accounting database needs: squeue for job status, no account; status checked every
+    second instead of every 10 (a chain of five short jobs otherwise waits up to 10 s after each)."""
     profile = load_profile()
 
     def fit(resources: dict) -> dict:
@@ -100,7 +101,8 @@ def node_profile(cluster: SlurmCluster, folder: Path) -> Path:
     profile["default-resources"] = fit(profile["default-resources"])
     profile["set-resources"] = {rule: fit(r) for rule, r in profile["set-resources"].items()}
     profile.update({"slurm-status-command": "squeue", "slurm-no-account": True,
-                    "slurm-init-seconds-before-status-checks": 2, "latency-wait": 10})
+                    "slurm-init-seconds-before-status-checks": 2, "seconds-between-status-checks": 1,
+                    "latency-wait": 10})
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(profile))
     return folder

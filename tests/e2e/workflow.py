@@ -77,8 +77,10 @@ def snakemake(workdir: Path, config: dict, *args: str, timeout: float = 900) -> 
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
+    # One thread per job (tests/conftest.py THREADS): with --cores 2 two jobs share the cores instead of one job's
+    # two OpenMP threads waiting on each other when another process (or the other test worker) is running.
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-               "--configfile", str(config_path), *args]
+               "--configfile", str(config_path), "--max-threads", "1", *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 

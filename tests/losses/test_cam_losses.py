@@ -55,6 +55,28 @@ def test_background_suppression_reductions_and_threshold():
     assert above == pytest.approx(terms[0, 0] + terms[1, 0])
 
 
+def test_log_domain_clamp_takes_non_positive_scores_as_the_cvpr_code():
+    # The CVPR code clamps nothing: -log(1 - s) is finite (negative) for a cosine s < 0, -log(s) is NaN there.
+    otm = object_text_matching(torch.tensor([0.5, -0.1]), clamp="log_domain").item()
+    assert otm == pytest.approx((-math.log(0.5) - math.log(1e-4)) / 2)  # the NaN is clamped to 1e-4, as with "both"
+    btm = background_text_matching(torch.tensor([-0.2, 0.5]), clamp="log_domain").item()
+    assert btm == pytest.approx((-math.log(1.2) - math.log(0.5)) / 2)
+    both = background_text_matching(torch.tensor([-0.2, 0.5])).item()  # the later code's clamp into [1e-4, 1 - 1e-4]
+    assert both == pytest.approx((-math.log(1 - 1e-4) - math.log(0.5)) / 2)
+    near_one = torch.tensor([0.99999])  # the upper clamp is the later code's only: -log(0.9999) with "both"
+    assert object_text_matching(near_one, clamp="log_domain").item() == pytest.approx(1e-5, rel=1e-2)
+    assert object_text_matching(near_one).item() == pytest.approx(-math.log(1 - 1e-4), rel=1e-2)
+    assert background_text_matching(torch.tensor([1.0]), clamp="log_domain").isfinite()  # clamped at 1 - 1e-4
+    score = torch.tensor([[0.3, -0.1, 0.0], [0.2, 0.4, -0.5]])
+    applies = torch.tensor([[True, True, True], [True, False, False]])
+    cvpr = background_suppression(score, applies, None, "sum_mean", clamp="log_domain").item()
+    assert cvpr == pytest.approx(-(math.log(0.7) + math.log(1.1) + math.log(1.0)) / 3 - math.log(0.8))
+    thresholded = background_suppression(score, applies, 0.0, "sum_mean", clamp="log_domain").item()
+    assert thresholded == pytest.approx(-math.log(0.7) / 3 - math.log(0.8))  # threshold 0 drops -0.1 (and 0.0)
+    with pytest.raises(ValueError, match="clamp"):
+        object_text_matching(torch.tensor([0.5]), clamp="none")
+
+
 def test_area_and_probabilities():
     assert area_regularization(torch.tensor([[0.0, 1.0], [1.0, 1.0]])).item() == pytest.approx(0.75)
     p = prompt_probabilities(torch.tensor([[0.3, 0.2]]), 100.0)

@@ -39,8 +39,18 @@ def test_bad_weights_are_named(tmp_path):
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"x": object()}))
     with pytest.raises(BackboneWeightsError, match="cannot be read safely"):
         ResNetTrunk(BackboneSpec(depth=18, weights=str(tmp_path / "evil.pth")))
-    with pytest.raises(ValueError, match="width 64"):
-        BackboneSpec(depth=18, width=32, weights="x.pth")
+    with pytest.raises(BackboneWeightsError, match=r"does not fit resnet18 of width 32 .*conv1\.weight \(64, 3, 7, 7\) "
+                       r"\(expected \(32, 3, 7, 7\)\).*width 32"):
+        ResNetTrunk(BackboneSpec(depth=18, width=32, weights=str(tmp_path / "r18.pth")))
+
+
+def test_narrow_weights_of_the_same_width_load(tmp_path):
+    """A width-32 state dict in torchvision's layout (what pretrain_trunk writes) loads into a width-32 trunk."""
+    source = ResNetTrunk(BackboneSpec(depth=18, width=32, norm="batch"))
+    torch.save(source.state_dict(), tmp_path / "narrow.pth")
+    trunk = ResNetTrunk(BackboneSpec(depth=18, width=32, norm="frozen", weights=str(tmp_path / "narrow.pth")))
+    assert torch.equal(trunk.layer3[1].conv2.weight, source.layer3[1].conv2.weight)
+    assert torch.equal(trunk.bn1.running_var, source.bn1.running_var)
 
 
 def test_cam_net_outputs_agree():

@@ -206,11 +206,153 @@ def test_vat_finds_the_direction_that_changes_the_prediction_most():
 
 
 def test_each_auxiliary_decoder_changes_its_input():
-    settings = PerturbationSettings(vat_xi=1e-2, cutout_min_area=0.0)
+    settings = PerturbationSettings(vat_xi=1e-2, cutout_regions="area", cutout_min_area=0.0)
     x = torch.rand(2, 8, 6, 6) + 0.1
     fg = torch.zeros(2, 1, 6, 6)
     fg[:, :, 1:5, 1:5] = 1
     for kind in KINDS:
         decoder = AuxiliaryDecoder(kind, 8, 3, 8, settings)
-        guidance = Guidance(fg, min_area=0.0)
+        guidance = Guidance(fg)
         assert not torch.equal(decoder.perturb(x, guidance), x), kind
+
+
+# --- CCT's feature drop range and guided cutout rule (models/decoders.py of yassouali/CCT at 65d4e5b) ---
+
+
+def test_feature_drop_gamma_is_drawn_from_cct_range():
+    # attention = i / 100 for i = 0..100 (peak 1.0): a position is kept iff i / 100 < gamma, so gamma in [0.7, 0.9]
+    # keeps the 70 positions below 0.70 always, never one from 0.90 up, i.e. 70 to 90 positions
+    assert PerturbationSettings().feature_drop_range == (0.7, 0.9)
+    ramp = (torch.arange(101, dtype=torch.float64) / 100).view(1, 1, 1, 101).repeat(1, 2, 1, 1)
+    kept = [int(P.feature_dropout(ramp).ne(0).sum()) // 2 for _ in range(300)]
+    assert min(kept) >= 70 and max(kept) <= 90
+    assert min(kept) < 74 and max(kept) > 86  # the draws cover the range (a gap of 0.04 at an end: p = 0.8^300)
+
+
+def test_schema_defaults_of_perturbations_are_the_dataclass_defaults():
+    from dataclasses import asdict
+
+    from clims_core.config import load_schema
+
+    schema = load_schema()["properties"]["seg"]["properties"]["cct"]["properties"]["perturbations"]["properties"]
+    defaults = {name: tuple(v["default"]) if isinstance(v["default"], list) else v["default"]
+                for name, v in schema.items()}
+    assert defaults == asdict(PerturbationSettings())
+    assert schema["cutout_regions"]["enum"] == list(P.CUTOUT_REGIONS)
+
+
+def _disc(radius: int, size: int = 80) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return (((yy - size // 2) ** 2 + (xx - size // 2) ** 2) <= radius**2).float().view(1, 1, size, size)
+
+
+def _comb(teeth: int) -> torch.Tensor:
+    """A base of rows 20-27 with ``teeth`` teeth of 3 columns on top (rows 14-19), 3 columns apart, flush with the
+    base's ends. Its outer contour under CHAIN_APPROX_SIMPLE, by hand: a convex corner is 1 point, a concave corner 2
+    (the 8-connected trace cuts it diagonally): 2 base corners + 2 per tooth + 4 per gap = 6 n - 2 points."""
+    fg = torch.zeros(1, 1, 40, 6 * teeth + 4)
+    fg[0, 0, 20:28, 2:6 * teeth - 1] = 1
+    for i in range(teeth):
+        fg[0, 0, 14:20, 2 + 6 * i:5 + 6 * i] = 1
+    return fg
+
+
+def test_cct_contours_never_select_a_filled_rectangle():
+    # a rectangle's contour is its 4 corners, whatever its size: never more than 50 points
+    for top, left, bottom, right in ((3, 4, 9, 11), (5, 2, 60, 70), (0, 0, 79, 79)):
+        fg = torch.zeros(1, 1, 80, 80)
+        fg[0, 0, top:bottom + 1, left:right + 1] = 1
+        assert P.contour_boxes(fg) == [[]]
+        assert P.contour_boxes(fg, min_points=3) == [[(top, left, bottom, right)]]  # 4 > 3: the corners' extremes
+        assert P.contour_boxes(fg, min_points=4) == [[]]
+
+
+def test_cct_contours_count_points_strictly_above_the_threshold():
+    # 8 teeth: 46 points, 9 teeth: 52 points (6 n - 2)
+    assert P.contour_boxes(_comb(8)) == [[]]
+    assert P.contour_boxes(_comb(9)) == [[(14, 2, 27, 52)]]
+    assert P.contour_boxes(_comb(9), min_points=51) == [[(14, 2, 27, 52)]]
+    assert P.contour_boxes(_comb(9), min_points=52) == [[]]  # more than, not at least
+
+
+def test_cct_contours_select_large_discs_only():
+    # per octant the 8-connected boundary of a disc alternates runs of straight and diagonal steps; each run
+    # gives one point, about 0.36 r per octant, so ~2.9 r in all: r = 10 gives ~29 points, r = 30 ~86
+    assert P.contour_boxes(_disc(10)) == [[]]
+    assert P.contour_boxes(_disc(30)) == [[(10, 10, 70, 70)]]
+    both = torch.cat([_disc(10), _disc(30)])
+    assert [len(b) for b in P.contour_boxes(both)] == [0, 1]
+
+
+def test_cct_cutout_arithmetic_on_the_prediction_grid():
+    # comb of 9 teeth: box rows 14..27, columns 2..52, extents 13 and 50; erase 0.4: a cut of int(5.2) = 5 rows and
+    # 20 columns, offset 0..int(7.8) = 7 rows and 0..30 columns from the box's top left
+    boxes = P.contour_boxes(_comb(9))
+    rows_seen, cols_seen = set(), set()
+    for _ in range(200):
+        mask = P.contour_cutout_mask(boxes, (40, 58), (40, 58), erase=0.4)
+        rows, cols = (mask[0, 0] == 0).nonzero(as_tuple=True)
+        assert len(rows) == 100 and rows.max() - rows.min() == 4 and cols.max() - cols.min() == 19
+        assert 14 <= rows.min() <= 21 and 2 <= cols.min() <= 32
+        rows_seen.add(int(rows.min()))
+        cols_seen.add(int(cols.min()))
+    assert rows_seen == set(range(14, 22)) and min(cols_seen) == 2 and max(cols_seen) == 32
+
+
+def test_cct_cutout_mask_is_brought_to_the_features_by_nearest_neighbour():
+    # nearest from 80 to 10: feature (i, j) reads the prediction's pixel (8 i, 8 j)
+    boxes = P.contour_boxes(_disc(30))
+    torch.manual_seed(3)
+    full = P.contour_cutout_mask(boxes, (80, 80), (80, 80))
+    torch.manual_seed(3)
+    small = P.contour_cutout_mask(boxes, (80, 80), (10, 10))
+    assert small.shape == (1, 1, 10, 10) and torch.equal(small, full[..., ::8, ::8])
+    assert (full == 0).sum() == 24 * 24  # extent 60: int(24.0) = 24 per side
+    torch.manual_seed(3)
+    odd = P.contour_cutout_mask(boxes, (80, 80), (13, 7))  # not a whole stride: as resizing the full mask
+    assert torch.equal(odd, torch.nn.functional.interpolate(full, size=(13, 7), mode="nearest"))
+
+
+def _logits(fg: torch.Tensor) -> torch.Tensor:
+    """Two-class logits whose argmax is ``fg``."""
+    return torch.cat([1 - fg, fg], dim=1)
+
+
+def test_cutout_rules_on_a_rectangle_and_on_a_disc_end_to_end():
+    x = torch.rand(1, 8, 10, 10) + 0.1
+    rectangle = torch.zeros(1, 1, 80, 80)
+    rectangle[0, 0, 8:72, 8:72] = 1
+    model = CCT(CctSpec(EncoderSpec(TINY, 8), n_classes=2, decoders={"cutout": 1}))
+    cct_rule = model.aux_decoders[0]
+    assert cct_rule.settings.cutout_regions == "cct_contours" and cct_rule.settings.cutout_min_points == 50
+    area_rule = AuxiliaryDecoder("cutout", 8, 2, 8, PerturbationSettings(cutout_regions="area"))
+    guidance = model.guidance(x, _logits(rectangle))
+    assert guidance.foreground.shape == (1, 1, 10, 10) and guidance.prediction_size == (80, 80)
+    assert torch.equal(cct_rule.perturb(x, guidance), x)  # 4 contour points: CCT never cuts a rectangle
+    assert not torch.equal(area_rule.perturb(x, guidance), x)  # 64% of the map: the area rule does
+    disc = model.guidance(x, _logits(_disc(30)))
+    assert not torch.equal(cct_rule.perturb(x, disc), x)  # a 24 x 24 px cut covers 3 x 3 feature positions
+
+
+def test_cct_contours_see_all_classes_as_one_foreground():
+    # teeth of class 1 on a base of class 2: per class, 10 rectangles (4 points each); together, the 52-point comb
+    comb = _comb(9)
+    logits = torch.zeros(1, 3, *comb.shape[-2:])
+    logits[:, 0] = 0.5
+    logits[0, 1, 14:20] = comb[0, 0, 14:20]
+    logits[0, 2, 20:28] = comb[0, 0, 20:28]
+    model = CCT(CctSpec(EncoderSpec(TINY, 8), n_classes=3, decoders={"cutout": 1}))
+    assert model.guidance(torch.rand(1, 8, 5, 7), logits).contour_boxes() == [[(14, 2, 27, 52)]]
+
+
+def test_bad_cutout_settings_are_refused():
+    with pytest.raises(ValueError, match="cutout_regions: expected one of"):
+        PerturbationSettings(cutout_regions="contours")
+    with pytest.raises(ValueError, match="cutout_min_points"):
+        PerturbationSettings(cutout_min_points=-1)
+    with pytest.raises(ValueError, match="feature_drop_range"):
+        PerturbationSettings(feature_drop_range=(0.9, 0.7))
+    from clims_core.config import ConfigError, validate_schema
+
+    with pytest.raises(ConfigError, match="cutout_regions': expected one of"):
+        validate_schema({"seg": {"cct": {"perturbations": {"cutout_regions": "contours"}}}})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from clims_core.io.cam_store import CamStore
 from clims_core.io.checkpoint import load_checkpoint
@@ -13,14 +14,14 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.clip import save_clip_checkpoint, build_clip
 from clims_core.stages import make_cams, train_cam
 from clims_core.stages.clims_settings import ClimsSettings
-from tests.conftest import TINY_CLIP_CFG
+from tests.conftest import THREADS, TINY_CLIP_CFG
 
 BACKBONE = BackboneSpec(depth=18, width=8, norm="batch")
 
 
 def settings(method, **overrides):
     values = dict(method=method, backbone=BACKBONE, epochs=1, batch_size=8, lr=0.01, crop=64, resize_long=(48, 80),
-                  threads=2, clims=ClimsSettings(background_words=["railroad", "water"]))
+                  threads=THREADS, clims=ClimsSettings(background_words=["railroad", "water"]))
     return train_cam.CamTrainSettings(**(values | overrides))
 
 
@@ -53,10 +54,10 @@ def test_clims_needs_its_inputs(tiny_world, tmp_path):
 
 
 def test_make_cams_store_and_shards(tiny_world, cam_checkpoint, tmp_path):
-    whole = make_cams.MakeCamsSettings(split="train", scales=(1.0, 0.5), threads=2)
+    whole = make_cams.MakeCamsSettings(split="train", scales=(1.0, 0.5), threads=THREADS)
     make_cams.run(whole, tiny_world["manifest"], cam_checkpoint, tmp_path / "all.h5")
     for shard in range(2):
-        part = make_cams.MakeCamsSettings(split="train", scales=(1.0, 0.5), shard=shard, shards=2, threads=2)
+        part = make_cams.MakeCamsSettings(split="train", scales=(1.0, 0.5), shard=shard, shards=2, threads=THREADS)
         make_cams.run(part, tiny_world["manifest"], cam_checkpoint, tmp_path / f"s{shard}.h5")
     with CamStore(tmp_path / "all.h5") as store, CamStore(tmp_path / "s0.h5") as s0, CamStore(tmp_path / "s1.h5") as s1:
         assert sorted(store.ids()) == sorted(s0.ids() + s1.ids()) and len(store) == 40
@@ -68,4 +69,64 @@ def test_make_cams_store_and_shards(tiny_world, cam_checkpoint, tmp_path):
         assert all(np.isclose(p, 1.0, atol=1e-2) or p == 0 for p in peaks)
         other = s0 if image_id in s0 else s1
         assert np.array_equal(other.read(image_id)[1], high)
-        assert store.attrs["config"]["split"] == "train"
+        assert store.attrs["config"]["split"] == "train" and store.attrs["config"]["resize"] == "pil_bicubic"
+
+
+# A vertical step edge, 4 x 4 (every row 0 0 255 255), as a 3-channel uint8 image.
+STEP = torch.tensor([0, 0, 255, 255], dtype=torch.uint8).expand(3, 4, 4).contiguous()
+
+
+def test_pil_bicubic_is_pils_antialiased_bicubic_by_hand():
+    """Halving: PIL widens the bicubic kernel (a = -0.5) to 4 px; output column 0 (centre 1.0) weighs input columns
+    0..3 by k(0.25), k(0.25), k(0.75), k(1.25) = 0.8672, 0.8672, 0.2266, -0.0703 (sum 1.8906), so it is
+    255 * (0.2266 - 0.0703) / 1.8906 = 21.07 -> 21, and column 1 is 255 - 21.07 -> 234. Bilinear without
+    antialiasing samples between columns 0|1 and 2|3: 0 and 255. Doubling [0, 255] (kernel 2 px, taps clipped to the
+    image and renormalised): column 1 (centre 0.75) is 255 * 0.2266 / (0.8672 + 0.2266) = 52.8 -> 53, column 2 202."""
+    half = make_cams.pil_bicubic(STEP, (2, 2))
+    assert half.dtype == torch.uint8 and half.tolist() == [[[21, 234], [21, 234]]] * 3
+    bilinear = torch.nn.functional.interpolate(STEP[None].float(), size=(2, 2), mode="bilinear", align_corners=False)
+    assert bilinear[0, 0].tolist() == [[0.0, 255.0], [0.0, 255.0]]
+    pair = torch.tensor([0, 255], dtype=torch.uint8).expand(3, 2, 2).contiguous()
+    assert make_cams.pil_bicubic(pair, (2, 4))[0].tolist() == [[0, 53, 202, 255]] * 2
+    assert make_cams.pil_bicubic(STEP, (4, 4)) is STEP  # IRNet's pil_resize leaves the same size alone
+
+
+class _Recorder(torch.nn.Module):
+    """A CAM model that records its inputs and returns them (3 'classes' = the RGB planes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+
+    def cams(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.clone())
+        return x
+
+
+def test_multiscale_cams_feed_the_network_pil_bicubic_or_bilinear_scales():
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 15, 22), dtype=np.uint8))
+    scales = (1.0, 0.5, 1.5)
+    model = _Recorder()
+    low, high = make_cams.multiscale_cams(model, image, scales, True, torch.device("cpu"), "fp32")
+    for x, scale in zip(model.inputs, scales):
+        size = make_cams.scaled_size(15, 22, scale)
+        reference = np.asarray(Image.fromarray(image.numpy().transpose(1, 2, 0)).resize(size[::-1], Image.BICUBIC))
+        expected = torch.from_numpy(reference.transpose(2, 0, 1).copy()).float() / 255
+        assert torch.equal(x[0], expected) and torch.equal(x[1], expected.flip(-1))  # the image, then its mirror
+    assert [tuple(x.shape[-2:]) for x in model.inputs] == [(15, 22), (8, 11), (22, 33)]  # 7.5 -> 8, 22.5 -> 22
+    prescaled = make_cams.multiscale_cams(_Recorder(), image, scales, True, torch.device("cpu"), "fp32",
+                                          scaled=make_cams.pil_scales(image, scales))  # as the DataLoader workers do
+    assert torch.equal(prescaled[0], low) and torch.equal(prescaled[1], high)
+    old = _Recorder()
+    make_cams.multiscale_cams(old, image, scales, True, torch.device("cpu"), "fp32", resize="bilinear")
+    expected = torch.nn.functional.interpolate(image[None].float() / 255, size=(8, 11), mode="bilinear",
+                                               align_corners=False)
+    assert torch.equal(old.inputs[1][:1], expected)
+    assert (old.inputs[1][:1] - model.inputs[1][:1]).abs().max() > 0.05  # the two resizes differ visibly
+
+
+def test_bad_resize_names_the_key():
+    with pytest.raises(ValueError, match=r"cams.resize: expected one of \['pil_bicubic', 'bilinear'\], got 'bicubic'"):
+        make_cams.MakeCamsSettings(resize="bicubic")
+    with pytest.raises(ValueError, match="cams.resize"):
+        make_cams.multiscale_cams(_Recorder(), STEP, (1.0,), False, torch.device("cpu"), "fp32", resize="nearest")

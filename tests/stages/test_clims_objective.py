@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -117,3 +119,73 @@ def test_cbs_without_labels_ignores_the_images_own_classes(tiny_clip, cbs_softma
 def test_bad_otm_softmax_is_named():
     with pytest.raises(ValueError, match="clims otm_softmax"):
         ClimsSettings(otm_softmax="others")
+
+
+VOC_SOME = ["aeroplane", "boat", "diningtable", "person", "pottedplant", "tvmonitor"]
+
+
+def _preset_settings(preset: str, classes: list[str]) -> ClimsSettings:
+    """``cam.clims`` of a config with only the preset set, resolved and passed on as the train_cam rule does."""
+    from clims_core.config import validate_schema
+    from clims_core.stages import train_cam
+
+    config = validate_schema({"data": {"classes": classes}, "cam": {"clims": {"preset": preset}}})
+    clims = resolve_clims_section(config["cam"]["clims"], [], {}, config["data"]["classes"])
+    return train_cam.settings_from_config("clims", config["cam"], clims, config["clip"], 0, "cpu", 1).clims
+
+
+def test_presets_give_the_public_codes_prompt_strings(tiny_clip):
+    # CVPR code (previous_version/clip_utils.py): 'a photo of {}' over the VOC ids as written, background_dict['bg']
+    # the same way; the dict's words are sorted once: boat's five and train's four.
+    cvpr = ClimsObjective(tiny_clip, VOC_SOME, _preset_settings("cvpr", VOC_SOME))
+    assert cvpr.prompts == ["a photo of aeroplane", "a photo of boat", "a photo of diningtable", "a photo of person",
+                            "a photo of pottedplant", "a photo of tvmonitor",
+                            "a photo of branches", "a photo of building", "a photo of lake", "a photo of railroad",
+                            "a photo of railway", "a photo of river", "a photo of sea", "a photo of tree",
+                            "a photo of water"]
+    # Later code (clip_utils.py): 'a photo of {}.' with 'dining table', 'player', 'potted plant', 'tv monitor'.
+    improved = ClimsObjective(tiny_clip, VOC_SOME, _preset_settings("improved", VOC_SOME))
+    assert improved.prompts == ["a photo of aeroplane.", "a photo of boat.", "a photo of dining table.",
+                                "a photo of player.", "a photo of potted plant.", "a photo of tv monitor.",
+                                "a photo of tree.", "a photo of river.", "a photo of sea.", "a photo of lake.",
+                                "a photo of water.", "a photo of railway.", "a photo of railroad.",
+                                "a photo of track.", "a photo of stone.", "a photo of rocks."]
+
+
+def test_preset_renames_only_the_datasets_classes():
+    improved = _preset_settings("improved", ["aeroplane", "person", "train"])
+    assert improved.class_names == {"person": "player"}
+    assert _preset_settings("improved", ["cat", "dog"]).class_names == {}
+    assert _preset_settings("cvpr", VOC_SOME).class_names == {}
+    given = resolve_clims_section({"preset": "improved", "class_names": {"person": "human"}}, [], {}, ["person"])
+    assert given["class_names"] == {"person": "human"}  # a rename given in the config is kept as written
+
+
+def test_cvpr_loss_on_hand_chosen_cosines_counts_non_positive_scores(tiny_clip):
+    """Image with boat and chair; the CLIP features are replaced so each cosine is a number chosen here."""
+    classes = ["boat", "chair", "train"]
+    settings = _preset_settings("cvpr", classes)
+    assert settings.cbs_threshold is None and settings.score_clamp == "log_domain"
+    objective = ClimsObjective(tiny_clip, classes, settings)
+    # Columns: boat, chair, train, then branches, building, lake, railroad, railway, river, sea, tree, water.
+    assert objective.prompts[3:] == [f"a photo of {w}" for w in
+                                     ("branches", "building", "lake", "railroad", "railway", "river", "sea", "tree",
+                                      "water")]
+    objective.text = torch.eye(12, 32)  # similarity = the first 12 feature columns
+    features = torch.zeros(4, 32)
+    features[0, 0] = 0.3  # boat's foreground image vs "a photo of boat"
+    features[0, [4, 5, 8, 9, 11]] = torch.tensor([-0.05, 0.0, 0.2, 0.25, -0.1])  # building lake river sea water
+    features[1, 1] = -0.02  # chair's foreground image vs "a photo of chair": the CVPR code's log gives NaN here
+    features[2, 0] = 0.1  # boat's background image
+    features[3, 1] = -0.2  # chair's background image
+    objective.encode_masked = lambda images: features
+    maps = torch.full((1, 3, 4, 4), 0.25)
+    loss, parts = objective(torch.rand(1, 3, 32, 32), maps, torch.tensor([[1.0, 1.0, 0.0]]))
+    # By hand: chair weighs 3 (cal_weights); OTM clamps chair's -0.02 to 1e-4; BTM's -log(1 - s) takes -0.2 as is;
+    # CBS (no threshold) is boat's mean over its five words, chair has none; REG is the mean of all maps.
+    otm = (-math.log(0.3) + 3 * -math.log(1e-4)) / 2
+    btm = (-math.log(1 - 0.1) + 3 * -math.log(1 + 0.2)) / 2
+    cbs = -(math.log(1.05) + math.log(1.0) + math.log(0.8) + math.log(0.75) + math.log(1.1)) / 5
+    assert parts["otm"] == pytest.approx(otm, rel=1e-5) and parts["btm"] == pytest.approx(btm, rel=1e-5)
+    assert parts["cbs"] == pytest.approx(cbs, rel=1e-5) and parts["reg"] == pytest.approx(0.25)
+    assert loss.item() == pytest.approx(10 * otm + 25 * btm + 29.5 * cbs + 1.15 * 0.25, rel=1e-5)

@@ -13,6 +13,7 @@ from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStoreWriter, stride_shape
 from clims_core.io.masks import load_mask, save_mask
 from clims_core.stages.eval_cams import EvalCamsSettings, run
+from tests.conftest import THREADS
 
 
 def outputs(tmp_path: Path) -> dict[str, Path]:
@@ -38,7 +39,7 @@ def gt_cams(manifest: Manifest, split: str) -> dict[str, tuple[np.ndarray, np.nd
 def test_ground_truth_cams_score_100(tiny_world: dict, tmp_path: Path) -> None:
     manifest = Manifest.load(tiny_world["manifest"])
     write_cams(tmp_path / "cams.h5", gt_cams(manifest, "train"))
-    settings = EvalCamsSettings(confounders={"train": "railroad", "boat": "water"}, threads=2)
+    settings = EvalCamsSettings(confounders={"train": "railroad", "boat": "water"}, threads=THREADS)
     result = run(settings, tiny_world["manifest"], tmp_path / "cams.h5", **outputs(tmp_path), method="oracle")
     assert result["images"] == len(manifest.splits["train"]) and result["missing"] == []
     assert result["miou_per_threshold"] == [100.0] * 15 and result["miou"] == 100.0

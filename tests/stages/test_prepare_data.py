@@ -8,10 +8,11 @@ import pytest
 
 from clims_core.data.manifest import Manifest
 from clims_core.stages.prepare_data import DatasetError, PrepareSettings, run
+from tests.conftest import THREADS
 
 
 def settings(tree, **overrides):
-    return PrepareSettings(root=tree.root, classes=tree.classes, threads=2, **overrides)
+    return PrepareSettings(root=tree.root, classes=tree.classes, threads=THREADS, **overrides)
 
 
 def test_manifest_of_a_good_tree(voc_tree, tmp_path):

@@ -16,7 +16,7 @@ from clims_core.refine.crf import CrfSettings
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.stages import (cam_to_ir_label, crf_masks, eval_masks, make_cams, make_pseudo_masks, merge_masks,
                                train_cam, train_irn)
-from tests.conftest import launch_stage
+from tests.conftest import THREADS, launch_stage
 
 FAST_CRF = CrfSettings(iterations=3)
 
@@ -27,9 +27,9 @@ def cams(tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("refine_cams")
     backbone = BackboneSpec(depth=18, width=8, norm="batch")
     settings = train_cam.CamTrainSettings(method="cam", backbone=backbone, epochs=1, batch_size=8, lr=0.01, crop=64,
-                                          resize_long=(48, 80), threads=2)
+                                          resize_long=(48, 80), threads=THREADS)
     train_cam.run(settings, tiny_world["manifest"], out / "cam.pt", out / "cam.json")
-    make_cams.run(make_cams.MakeCamsSettings(split="train_aug", scales=(1.0,), flip=False, threads=2),
+    make_cams.run(make_cams.MakeCamsSettings(split="train_aug", scales=(1.0,), flip=False, threads=THREADS),
                   tiny_world["manifest"], out / "cam.pt", out / "train_aug.h5")
     return {"checkpoint": out / "cam.pt", "store": out / "train_aug.h5", "manifest": tiny_world["manifest"]}
 
@@ -65,7 +65,7 @@ def test_ir_labels_sharded_in_a_pool_equal_the_whole_run(cams, ir_labels, tmp_pa
 
 
 def test_missing_cams_are_listed_before_any_work(cams, tiny_world, tmp_path):
-    make_cams.run(make_cams.MakeCamsSettings(split="train", scales=(1.0,), flip=False, threads=2),
+    make_cams.run(make_cams.MakeCamsSettings(split="train", scales=(1.0,), flip=False, threads=THREADS),
                   tiny_world["manifest"], cams["checkpoint"], tmp_path / "train.h5")
     with pytest.raises(ValueError, match="120 of 160 images of split train_aug have no CAMs"):
         cam_to_ir_label.run(cam_to_ir_label.IrLabelSettings(crf=FAST_CRF), cams["manifest"], tmp_path / "train.h5",
@@ -76,7 +76,7 @@ def test_missing_cams_are_listed_before_any_work(cams, tiny_world, tmp_path):
 @pytest.fixture(scope="module")
 def irn(cams, ir_labels, tmp_path_factory):
     out = tmp_path_factory.mktemp("irn")
-    settings = train_irn.IrnTrainSettings(trunk="cam", epochs=2, batch_size=16, crop=64, radius=5, lr=0.1, threads=2)
+    settings = train_irn.IrnTrainSettings(trunk="cam", epochs=2, batch_size=16, crop=64, radius=5, lr=0.1, threads=THREADS)
     metrics = train_irn.run(settings, cams["manifest"], ir_labels / "index.json", out / "model.pt",
                             out / "metrics.json", cam_checkpoint=cams["checkpoint"], config={"irn": {"crop": 64}})
     return {"checkpoint": out / "model.pt", "metrics": metrics}
@@ -99,7 +99,7 @@ def test_irn_trains_only_its_branch_on_the_frozen_cam_trunk(cams, irn):
 def test_irn_in_two_gloo_processes_matches_one_process(cams, ir_labels, tmp_path):
     """train_irn under torchrun: each process takes half of every global batch, DDP averages the branch's gradients
     (the trunk is frozen and the branch uses GroupNorm, so nothing depends on the per-process batch)."""
-    irn = {"trunk": "cam", "epochs": 1, "batch_size": 16, "crop": 64, "scales": [0.5, 1.0, 1.5], "lr": 0.1,
+    irn = {"trunk": "cam", "epochs": 1, "batch_size": 16, "crop": 64, "scale_range": [0.5, 1.5], "lr": 0.1,
            "weight_decay": 1e-4, "momentum": 0.9, "radius": 5, "workers": 0}
     weights = {}
     for processes in (1, 2):
@@ -118,12 +118,12 @@ def test_irn_in_two_gloo_processes_matches_one_process(cams, ir_labels, tmp_path
 
 def test_pseudo_masks_sharded_equal_whole_and_are_evaluated(cams, irn, tmp_path):
     whole = tmp_path / "whole"
-    settings = make_pseudo_masks.PseudoMaskSettings(split="train_aug", exp_times=5, threads=2)
+    settings = make_pseudo_masks.PseudoMaskSettings(split="train_aug", exp_times=5, threads=THREADS)
     make_pseudo_masks.run(settings, cams["manifest"], cams["store"], irn["checkpoint"], whole, whole / "index.json",
                           method="cam")
     parts = []
     for shard in range(2):
-        part = make_pseudo_masks.PseudoMaskSettings(split="train_aug", exp_times=5, shard=shard, shards=2, threads=2)
+        part = make_pseudo_masks.PseudoMaskSettings(split="train_aug", exp_times=5, shard=shard, shards=2, threads=THREADS)
         parts.append(tmp_path / "sharded" / "shards" / f"{shard + 1}-of-2.json")
         make_pseudo_masks.run(part, cams["manifest"], cams["store"], irn["checkpoint"], tmp_path / "sharded",
                               parts[-1], method="cam")
@@ -175,7 +175,7 @@ def test_eval_counts_ignored_pixels_as_background(cams, ir_labels, tmp_path):
 
 def test_irn_trunk_auto_is_imagenet_only_with_imagenet_weights():
     cam = {"backbone": {"depth": 18, "width": 8, "strides": [2, 2, 2, 1], "norm": "batch"}, "backbone_weights": None}
-    refine = {"irn": {"trunk": "auto", "epochs": 1, "batch_size": 2, "crop": 64, "scales": [1.0], "lr": 0.1,
+    refine = {"irn": {"trunk": "auto", "epochs": 1, "batch_size": 2, "crop": 64, "scale_range": [1.0, 1.0], "lr": 0.1,
                       "weight_decay": 0.0, "momentum": 0.9, "radius": 5, "workers": 0}}
     assert train_irn.settings_from_config(refine, cam, 0, "cpu", 1).trunk == "cam"
     assert train_irn.resolve_trunk("auto", "weights/resnet50.pth") == "imagenet"

@@ -1,5 +1,5 @@
 """The shared training loop: batch plans, DDP (2 gloo processes = 1 process on the same global batch), resume after
-SIGKILL and SIGTERM (final weights equal an uninterrupted run's)."""
+SIGKILL and SIGTERM (final weights equal an uninterrupted run's), bit-identical reruns."""
 
 from __future__ import annotations
 
@@ -107,6 +107,21 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tiny_worl
     for name in one:
         assert torch.allclose(one[name], two[name], rtol=1e-3, atol=1e-5), name
     assert not (double / "resume.pt").exists()
+
+
+def test_same_seed_same_threads_gives_bit_identical_weights(tiny_world, tmp_path):
+    """README "Determinism": on one machine, a training stage rerun with the same seed and thread count ends with the
+    same bits (trained BatchNorm and two intra-op threads included); other CPUs give other bits."""
+    runs = []
+    for name in ("first", "second"):
+        arguments = _arguments(tiny_world, tmp_path / name)
+        arguments["cam"]["backbone"]["norm"] = "batch"
+        arguments["threads"] = 2
+        _finish(_launch(arguments, tmp_path / name))
+        runs.append(_weights(tmp_path / name))
+    assert runs[0].keys() == runs[1].keys()
+    for name, value in runs[0].items():
+        assert torch.equal(value, runs[1][name]), name
 
 
 @pytest.fixture(scope="module")

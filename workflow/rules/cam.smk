@@ -4,14 +4,16 @@ from clims_core.stages.clims_settings import resolve_clims_section
 CAM = CFG["cam"]
 CAMS = CFG["cams"]
 CAM_METHODS = CAM["methods"]
-CLIMS_SECTION = resolve_clims_section(CAM["clims"], CFG["data"]["stuff_classes"], CFG["eval"]["confounders"])
-_BASE_SECTION = [CAM["backbone"], CAM["backbone_weights"], CAM["train"], CFG["seed"]]
+CLIMS_SECTION = resolve_clims_section(CAM["clims"], CFG["data"]["stuff_classes"], CFG["eval"]["confounders"],
+                                      CFG["data"]["classes"])
+_BASE_SECTION = [CAM["backbone"], TRUNK_WEIGHTS_TAG, CAM["train"], CFG["seed"]]  # TRUNK_*: rules/trunk.smk
 CAM_TAGS = {
     "cam": tag(_BASE_SECTION, DATA_TAG),
     "puzzlecam": tag(_BASE_SECTION + [CAM["puzzlecam"]], DATA_TAG),
 }
-CAM_TAGS["clims"] = tag([CLIMS_SECTION, CLIP_SECTION["prompts"], CLIP_SECTION["class_names"]], CAM_TAGS["cam"],
-                        CLIP_TAG, DATA_TAG)
+# CLIMS's prompts are in CLIMS_SECTION (cam.clims); clip.prompts and clip.class_names are eval_clip's and
+# fine-tuning's, which reach CLIMS through CLIP_TAG.
+CAM_TAGS["clims"] = tag([CLIMS_SECTION], CAM_TAGS["cam"], CLIP_TAG, DATA_TAG)
 CAMS_TAG = tag(CAMS)
 
 
@@ -28,7 +30,7 @@ ALL_TARGETS.extend(CAM_EVAL.values())
 
 
 def train_cam_inputs(wildcards) -> dict[str, str]:
-    inputs = {"manifest": MANIFEST}
+    inputs = {"manifest": MANIFEST, **TRUNK_INPUT}
     if wildcards.method == "clims":
         inputs["init"] = f"{cam_dir('cam')}/model.pt"
         inputs["clip"] = made_here(CLIP)
@@ -38,7 +40,7 @@ def train_cam_inputs(wildcards) -> dict[str, str]:
 def train_cam_section(wildcards) -> dict:
     """The part of ``cam`` a method's training reads (``puzzlecam``'s knobs only for puzzlecam)."""
     keys = ["backbone", "backbone_weights", "train"] + (["puzzlecam"] if wildcards.method == "puzzlecam" else [])
-    return {key: CAM[key] for key in keys}
+    return {key: TRUNK_WEIGHTS if key == "backbone_weights" else CAM[key] for key in keys}
 
 
 for _method in CAM_METHODS:
@@ -85,8 +87,8 @@ SHARD_SUFFIX = ".{scatteritem}" if SHARDED else ""
 
 def make_cams_settings(wildcards) -> dict:
     shard = int(wildcards.scatteritem.split("-of-")[0]) - 1 if SHARDED else 0
-    return {"split": wildcards.split, "scales": CAMS["scales"], "flip": CAMS["flip"], "shard": shard,
-            "shards": CAMS["shards"], "device": CFG["device"], "precision": CFG["precision"],
+    return {"split": wildcards.split, "scales": CAMS["scales"], "flip": CAMS["flip"], "resize": CAMS["resize"],
+            "shard": shard, "shards": CAMS["shards"], "device": CFG["device"], "precision": CFG["precision"],
             "workers": CAMS["workers"]}
 
 

@@ -8,10 +8,10 @@ REFINE_SHARDS = REFINE["shards"]
 _CRF = REFINE["densecrf"]
 _IRN_TRUNK = REFINE["irn"]["trunk"]
 if _IRN_TRUNK == "auto":  # as clims_core.stages.train_irn.resolve_trunk (not imported: it would load torch here)
-    _IRN_TRUNK = "imagenet" if CAM["backbone_weights"] else "cam"
+    _IRN_TRUNK = "imagenet" if TRUNK_WEIGHTS else "cam"
 _IRN_SECTION = [REFINE["irn"], CFG["seed"]]
 if _IRN_TRUNK == "imagenet":
-    _IRN_SECTION += [CAM["backbone"], CAM["backbone_weights"]]
+    _IRN_SECTION += [CAM["backbone"], TRUNK_WEIGHTS_TAG]
 IR_TAGS = {m: tag([_CRF, REFINE["ir_label"]], CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS}
 IRN_TAGS = {m: tag(_IRN_SECTION, IR_TAGS[m], *([CAM_TAGS[m]] if _IRN_TRUNK == "cam" else [])) for m in REFINE_METHODS}
 MASK_TAGS = {
@@ -88,6 +88,8 @@ def train_irn_inputs(wildcards) -> dict[str, str]:
     inputs = {"manifest": MANIFEST, "ir_labels": f"{ir_dir(wildcards.method)}/index.json"}
     if _IRN_TRUNK == "cam":
         inputs["cam_checkpoint"] = f"{cam_dir(wildcards.method)}/model.pt"
+    else:
+        inputs.update(TRUNK_INPUT)
     return inputs
 
 
@@ -100,7 +102,7 @@ rule train_irn:
     params:
         # Only what training reads: a random-walk or CRF setting, or another CAM method's knobs, rerun nothing here.
         refine={"irn": REFINE["irn"]},
-        cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
+        cam={"backbone": CAM["backbone"], "backbone_weights": TRUNK_WEIGHTS},
         seed=CFG["seed"],
         device=CFG["device"],
         precision=CFG["precision"],

@@ -11,7 +11,7 @@ if _no_masks:
 # run name -> CAM method of its pseudo masks (None: no pseudo masks), in Table 1 order
 SEG_RUNS = {"cct_labeled": None, **{f"cct_weak_{m}": m for m in SEG["pseudo_methods"]}}
 _SEG_SECTION = [{k: v for k, v in SEG.items() if k not in ("pseudo_methods", "pseudo_refiner", "eval")},
-                CAM["backbone"], CAM["backbone_weights"] if SEG["init"] == "imagenet" else None, CFG["seed"]]
+                CAM["backbone"], TRUNK_WEIGHTS_TAG if SEG["init"] == "imagenet" else None, CFG["seed"]]
 _SEG_INIT = [CAM_TAGS["cam"]] if SEG["init"] == "cam" else []
 SEG_TAGS = {run: tag(_SEG_SECTION + [run], DATA_TAG, *_SEG_INIT, *([PSEUDO_MASKS[m]] if m else []))
             for run, m in SEG_RUNS.items()}
@@ -34,6 +34,8 @@ def train_seg_inputs(wildcards) -> dict[str, str]:
     inputs = {"manifest": MANIFEST}
     if SEG["init"] == "cam":
         inputs["init"] = f"{cam_dir('cam')}/model.pt"
+    if SEG["init"] == "imagenet":
+        inputs.update(TRUNK_INPUT)
     pseudo_method = SEG_RUNS[wildcards.run]
     if pseudo_method:
         inputs["pseudo"] = PSEUDO_MASKS[pseudo_method]
@@ -49,7 +51,7 @@ rule train_seg:
     params:
         # Only what training reads, so e.g. a new eval setting or another CAM method's knobs rerun nothing here.
         seg={key: SEG[key] for key in ("method", "init", "output_stride", "cct", "train")},
-        cam={key: CAM[key] for key in ("backbone", "backbone_weights")},
+        cam={"backbone": CAM["backbone"], "backbone_weights": TRUNK_WEIGHTS},
         seed=CFG["seed"],
         device=CFG["device"],
         precision=CFG["precision"],

@@ -13,7 +13,7 @@ Every decoder brings the encoder output to class scores at the input resolution,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -63,7 +63,12 @@ class Upsampler(nn.Sequential):
 
 @dataclass(frozen=True)
 class PerturbationSettings:
-    """Strengths of CCT's perturbations (its VOC config's defaults)."""
+    """Strengths of CCT's perturbations (its VOC config's and decoders.py's defaults).
+
+    Guided cutout picks its regions by ``cutout_regions``: ``cct_contours`` (CCT's rule: outer contours of the
+    prediction with more than ``cutout_min_points`` points) or ``area`` (regions of at least ``cutout_min_area`` of
+    the map, on the features' grid; an earlier rule of this project, kept for comparison).
+    """
 
     vat_xi: float = 1e-6
     vat_eps: float = 2.0
@@ -71,23 +76,58 @@ class PerturbationSettings:
     drop_rate: float = 0.5
     spatial_dropout: bool = True
     erase: float = 0.4
+    cutout_regions: str = "cct_contours"
+    cutout_min_points: int = 50
     cutout_min_area: float = 0.002
-    feature_drop_range: tuple[float, float] = (0.6, 0.9)
+    feature_drop_range: tuple[float, float] = (0.7, 0.9)
     uniform_range: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.cutout_regions not in P.CUTOUT_REGIONS:
+            raise ValueError(f"cutout_regions: expected one of {P.CUTOUT_REGIONS}, got {self.cutout_regions!r}")
+        if isinstance(self.cutout_min_points, bool) or not isinstance(self.cutout_min_points, int) \
+                or self.cutout_min_points < 0:
+            raise ValueError(f"cutout_min_points: expected an integer >= 0, got {self.cutout_min_points!r}")
+        low, high = self.feature_drop_range
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"feature_drop_range: expected 0 < low <= high <= 1, got {self.feature_drop_range!r}")
 
 
 @dataclass
 class Guidance:
-    """What the prediction-guided perturbations need from the main decoder, computed once per batch."""
+    """What the prediction-guided perturbations need from the main decoder, computed once per batch; cutout's regions
+    are found on first use and shared by the cutout decoders (each still draws its own rectangles)."""
 
     foreground: torch.Tensor  # N x 1 x h x w at the features' size
-    boxes: list[list[P.Box]] | None = None  # object boxes, found on first use (only cutout needs them)
-    min_area: float = 0.002
+    prediction_foreground: torch.Tensor | None = None  # N x 1 x H x W at the prediction's size (None: ``foreground``)
+    _boxes: dict[tuple[str, float], list] = field(default_factory=dict, init=False, repr=False)
 
-    def object_boxes(self) -> list[list[P.Box]]:
-        if self.boxes is None:
-            self.boxes = P.object_boxes(self.foreground, self.min_area)
-        return self.boxes
+    @property
+    def prediction_size(self) -> tuple[int, int]:
+        return tuple((self.foreground if self.prediction_foreground is None else self.prediction_foreground).shape[-2:])
+
+    def object_boxes(self, min_area: float = 0.002) -> list[list[P.Box]]:
+        """The ``area`` rule's boxes, on the features' grid."""
+        key = ("area", min_area)
+        if key not in self._boxes:
+            self._boxes[key] = P.object_boxes(self.foreground, min_area)
+        return self._boxes[key]
+
+    def contour_boxes(self, min_points: int = 50) -> list[list[P.PixelBox]]:
+        """CCT's boxes, on the prediction's grid."""
+        key = ("cct_contours", min_points)
+        if key not in self._boxes:
+            source = self.foreground if self.prediction_foreground is None else self.prediction_foreground
+            self._boxes[key] = P.contour_boxes(source, min_points)
+        return self._boxes[key]
+
+    def cutout_mask(self, settings: PerturbationSettings, size: tuple[int, int],
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+        """``N x 1 x h x w`` guided cutout mask at ``size`` (0 where erased) under ``settings.cutout_regions``."""
+        if settings.cutout_regions == "cct_contours":
+            return P.contour_cutout_mask(self.contour_boxes(settings.cutout_min_points), self.prediction_size, size,
+                                         settings.erase, device)
+        return P.cutout_mask(self.object_boxes(settings.cutout_min_area), size, settings.erase, device)
 
 
 class AuxiliaryDecoder(nn.Module):
@@ -110,7 +150,7 @@ class AuxiliaryDecoder(nn.Module):
         if self.kind == "dropout":
             return P.spatial_dropout(x, s.drop_rate, s.spatial_dropout)
         if self.kind == "cutout":
-            return P.guided_cutout(x, guidance.object_boxes(), s.erase)
+            return x * guidance.cutout_mask(s, tuple(x.shape[-2:]), x.device).to(x.dtype)
         if self.kind == "context_masking":
             return P.context_masking(x, guidance.foreground)
         if self.kind == "object_masking":

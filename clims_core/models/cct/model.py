@@ -64,9 +64,12 @@ class CCT(nn.Module):
         return self.to_size(self.main_decoder(self.features(images01)), images01.shape[-2:])
 
     def guidance(self, features: torch.Tensor, main_logits: torch.Tensor) -> Guidance:
-        """The detached main prediction as the guided perturbations use it."""
-        return Guidance(foreground_mask(main_logits.detach(), tuple(features.shape[-2:])),
-                        min_area=self.spec.perturbations.cutout_min_area)
+        """The detached main prediction as the guided perturbations use it: its foreground at the features' size
+        (masking, ``area`` cutout) and at its own size (CCT's contours)."""
+        full = foreground_mask(main_logits.detach(), tuple(main_logits.shape[-2:]))
+        size = tuple(features.shape[-2:])
+        small = full if full.shape[-2:] == size else F.interpolate(full, size=size, mode="nearest")
+        return Guidance(small, prediction_foreground=full)
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(pretrained trunk, new modules: PSP and decoders); CCT trains the trunk at a tenth of the learning rate."""

@@ -3,8 +3,9 @@
 Each auxiliary decoder sees the shared encoder features through one of these; the consistency loss then asks its
 prediction to match the main decoder's. Feature-based: noise, dropout of the most active region, spatial dropout.
 Prediction-based (guided by the main decoder's detached prediction): object masking, context masking, guided cutout,
-intermediate VAT. ``foreground`` maps below are ``N x 1 x h x w`` floats in {0, 1} at the features' size: 1 where the
-main prediction's argmax is a class (not background).
+intermediate VAT. ``foreground`` maps below are ``N x 1 x h x w`` floats in {0, 1}: 1 where the main prediction's
+argmax is a class (not background), all classes together (CCT's ``argmax(1) > 0``); at the features' size unless said
+otherwise (guided cutout's contours are found at the prediction's size, as CCT does).
 
 Randomness comes from torch's global generator (seeded by the training stage), so a run is reproducible on one device.
 """
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
 Box = tuple[float, float, float, float]  # top, left, height, width as fractions of the map
+PixelBox = tuple[int, int, int, int]  # top, left, bottom, right: extreme contour points (inclusive), in pixels
+CUTOUT_REGIONS = ("cct_contours", "area")  # which predicted regions guided cutout erases a part of
 
 
 def foreground_mask(prediction: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -35,9 +39,10 @@ def feature_noise(x: torch.Tensor, uniform_range: float = 0.3) -> torch.Tensor:
     return x + x * noise.unsqueeze(0)
 
 
-def feature_dropout(x: torch.Tensor, low: float = 0.6, high: float = 0.9) -> torch.Tensor:
+def feature_dropout(x: torch.Tensor, low: float = 0.7, high: float = 0.9) -> torch.Tensor:
     """Drop the most active region: zero every position whose channel-mean activation reaches ``gamma * max`` of its
-    image, ``gamma ~ U(low, high)`` drawn once per batch (CCT's FeatureDropDecoder)."""
+    image, ``gamma ~ U(low, high)`` drawn once per batch. CCT's FeatureDropDecoder (master, 65d4e5b) draws
+    ``U(0.7, 0.9)``; the ``U(0.6, 0.9)`` of some copies is pull request #29's commit 17df50b, never merged."""
     attention = x.mean(dim=1, keepdim=True)
     peak = attention.flatten(1).max(dim=1).values.view(-1, 1, 1, 1)
     gamma = float(torch.empty(()).uniform_(low, high))
@@ -61,11 +66,12 @@ def context_masking(x: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
 
 
 def object_boxes(foreground: torch.Tensor, min_area: float = 0.002) -> list[list[Box]]:
-    """Per image, the bounding box of each connected foreground region covering at least ``min_area`` of the map.
+    """Per image, the bounding box of each 4-connected foreground region covering at least ``min_area`` of the map
+    (guided cutout's ``area`` rule, not CCT's: see :func:`contour_boxes`).
 
-    CCT finds outer contours with OpenCV and keeps those longer than 50 points (at 320 px, objects of roughly
-    12 x 12 px and up); an area share says the same independently of the map's resolution. Boxes are fractions of the
-    map so the caller may compute them at the prediction's size and apply them at the features' size.
+    An area share does not depend on the map's resolution, so the CCT model applies it on the features' grid. It
+    selects more regions than CCT's rule: rectangles of any size, and compact blobs whose outline has 50 points or
+    fewer. Boxes are fractions of the map.
     """
     masks = foreground[:, 0].detach().cpu().numpy() > 0.5
     height, width = masks.shape[1:]
@@ -86,10 +92,68 @@ def object_boxes(foreground: torch.Tensor, min_area: float = 0.002) -> list[list
     return boxes
 
 
+def contour_boxes(foreground: torch.Tensor, min_points: int = 50) -> list[list[PixelBox]]:
+    """Per image, the extreme points of each outer contour with more than ``min_points`` points (CCT's rule).
+
+    As CCT's ``guided_cutout``: OpenCV's outer contours (``RETR_EXTERNAL``: 8-connected regions; one inside another's
+    hole is not its own) of the foreground, all classes together, compressed by ``CHAIN_APPROX_SIMPLE`` (a straight
+    horizontal, vertical or diagonal run keeps only its end points). The count is of corners, not of size: a filled
+    rectangle has 4 points and is never selected; a disc gets about 2.8 points per pixel of radius and passes 50 from
+    a radius of 18 px (15 px already gives 52, 17 px 48). Run it on the prediction's own grid (CCT's ``pred``, at the
+    input size): the count depends on the resolution.
+    """
+    masks = np.ascontiguousarray(foreground[:, 0].detach().cpu().numpy() > 0.5, dtype=np.uint8)
+    boxes: list[list[PixelBox]] = []
+    for mask in masks:
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        found = []
+        for contour in contours:
+            if len(contour) > min_points:
+                points = contour.reshape(-1, 2)  # (x, y)
+                found.append((int(points[:, 1].min()), int(points[:, 0].min()), int(points[:, 1].max()),
+                              int(points[:, 0].max())))
+        boxes.append(found)
+    return boxes
+
+
+def contour_cutout_mask(boxes: list[list[PixelBox]], map_size: tuple[int, int], size: tuple[int, int],
+                        erase: float = 0.4, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``N x 1 x h x w`` mask at ``size`` that is 0 on one random rectangle per box (CCT's guided cutout arithmetic).
+
+    On the ``map_size`` grid the boxes were found on: with the box's extent ``e = max - min`` of its contour points
+    (one less than its pixel span), the rectangle's side is ``int(e * erase)`` at an offset drawn uniformly from
+    ``0 .. int(e * (1 - erase))`` from the box's minimum, per axis. The mask is then brought to ``size`` by nearest
+    neighbour, as CCT does, so a cut thinner than the features' stride may miss every feature position. (Only the
+    map pixels that nearest neighbour reads are tested, found with ``F.interpolate`` itself, so the result is that
+    of resizing the full mask without building it, in a tenth of the time at 320 px.)
+    """
+    height, width = map_size
+    rows = _nearest_sources(height, size[0])
+    cols = _nearest_sources(width, size[1])
+    mask = torch.ones(len(boxes), 1, *size)
+    for index, image_boxes in enumerate(boxes):
+        for top, left, bottom, right in image_boxes:
+            extent_h, extent_w = bottom - top, right - left
+            dy = int(torch.randint(0, int(extent_h * (1 - erase)) + 1, ()))
+            dx = int(torch.randint(0, int(extent_w * (1 - erase)) + 1, ()))
+            y0, x0 = top + dy, left + dx
+            hit_rows = (rows >= y0) & (rows < y0 + int(extent_h * erase))
+            hit_cols = (cols >= x0) & (cols < x0 + int(extent_w * erase))
+            mask[index, 0][hit_rows[:, None] & hit_cols[None, :]] = 0
+    return mask.to(device)
+
+
+def _nearest_sources(source: int, target: int) -> torch.Tensor:
+    """For each of ``target`` positions, the source index ``F.interpolate(mode="nearest")`` reads."""
+    index = torch.arange(source, dtype=torch.float64).view(1, 1, source)
+    return F.interpolate(index, size=target, mode="nearest").view(target).long()
+
+
 def cutout_mask(boxes: list[list[Box]], size: tuple[int, int], erase: float = 0.4,
                 device: torch.device | str = "cpu") -> torch.Tensor:
-    """``N x 1 x h x w`` mask that is 0 on one random ``erase``-sized rectangle inside each object box, 1 elsewhere
-    (CCT's guided cutout: the rectangle's sides are ``erase`` times the box's, at a uniform position in the box)."""
+    """``N x 1 x h x w`` mask that is 0 on one random rectangle inside each fractional object box, 1 elsewhere (the
+    ``area`` rule's cut, on the grid it is applied to: sides ``int(erase * span)`` of the box's pixel span, at a
+    uniform position inside the box)."""
     height, width = size
     mask = torch.ones(len(boxes), 1, height, width, device=device)
     for index, image_boxes in enumerate(boxes):
@@ -106,7 +170,8 @@ def cutout_mask(boxes: list[list[Box]], size: tuple[int, int], erase: float = 0.
 
 
 def guided_cutout(x: torch.Tensor, boxes: list[list[Box]], erase: float = 0.4) -> torch.Tensor:
-    """Erase a random part of each predicted object (drops features the prediction of that object relies on)."""
+    """Erase a random part of each predicted object (drops features the prediction of that object relies on): the
+    ``area`` rule's boxes, cut on the features' grid (see :func:`contour_cutout_mask` for CCT's)."""
     return x * cutout_mask(boxes, tuple(x.shape[-2:]), erase, x.device).to(x.dtype)
 
 
