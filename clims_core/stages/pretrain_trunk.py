@@ -52,7 +52,7 @@ class PretrainTrunkSettings:
     backbone: BackboneSpec  # depth and width are used; pretraining always has trained BatchNorm and ``strides``
     words: tuple[str, ...]  # the vocabulary: object classes, then stuff words
     names: dict[str, str] = field(default_factory=dict)  # word -> how captions write it (diningtable -> dining table)
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 64
     lr: float = 0.1
     weight_decay: float = 5e-4
