@@ -15,7 +15,7 @@ from clims_core.data.demo_world.settings import FLYING
 
 PLURAL = {"person": "people"}
 NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
-GROUND_WORDS = {"water": "water", "railroad": "a railroad", "road": "a road", "grass": "grass"}
+GROUND_WORDS = {"water": "water", "railroad": "a railroad", "road": "a road", "grass": "grass", "sand": "sand"}
 SCENE_PREFIXES = ("", "a photo of ", "a picture of ")
 # Share of scene captions that name only the objects ("a photo of a train and a car."), as web captions often leave
 # the background unsaid; it ties the short object prompts CLIP is later asked about to whole scenes, not only to

@@ -7,6 +7,7 @@ alone, so a plain CAM learns the part and leaves the body out; covering the whol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,13 +73,28 @@ def sample_part_colour(rng: np.random.Generator, name: str) -> tuple[int, int, i
     return sample_colour(rng, PART_COLOURS[name])
 
 
-def sample_body_look(rng: np.random.Generator, name: str) -> BodyLook:
+def sample_body_look(rng: np.random.Generator, name: str, look_of: Mapping[str, str] = BODY_LOOK_OF) -> BodyLook:
     """The body colours of an instance of class ``name`` (the same ranges for both classes of a partner pair)."""
-    look = BODY_LOOK_OF[name]
+    look = look_of[name]
     ranges = BODY_LOOKS[look]
     return BodyLook(look, sample_colour(rng, ranges.base), sample_colour(rng, ranges.accent), sample_colour(rng, ranges.wheel))
 
 
-def partner(name: str) -> str:
+def partner(name: str, look_of: Mapping[str, str] = BODY_LOOK_OF) -> str:
     """The other class with the same body look."""
-    return next(other for other, look in BODY_LOOK_OF.items() if look == BODY_LOOK_OF[name] and other != name)
+    return next(other for other, look in look_of.items() if look == look_of[name] and other != name)
+
+
+def body_looks_for(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The body look of every family when ``pairs`` (sorted, see ``DemoWorldSettings.partners``) share looks.
+
+    Pairs take looks in order: the default look of the pair's first member if still free, else of its second, else the
+    first free one, so the demo world's pairs keep their looks and any pairing gets three distinct ones.
+    """
+    free = list(BODY_LOOKS)
+    look_of: dict[str, str] = {}
+    for pair in pairs:
+        look = next((BODY_LOOK_OF[m] for m in pair if BODY_LOOK_OF[m] in free), free[0])
+        free.remove(look)
+        look_of.update({m: look for m in pair})
+    return look_of

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clims_core.data.demo_world.settings import HOME_STUFF, DemoWorldSettings
+from clims_core.data.demo_world.settings import DemoWorldSettings
 
 PLAN_STREAM = 0  # child 0 of an image's SeedSequence draws its plan; child 1 renders it
 # Split-level streams, one per purpose, so adding a draw to one cannot shift another.
@@ -67,7 +67,7 @@ def assign_stuff(objects: list[tuple[str, ...]], settings: DemoWorldSettings, rn
     n = len(objects)
     present: list[set[str]] = [set() for _ in range(n)]
     for stuff in settings.stuff_classes:
-        homed = {name for name in settings.classes if HOME_STUFF[name] == stuff}
+        homed = {name for name in settings.classes if settings.home_of(name) == stuff}
         groups: dict[tuple[str, ...], list[int]] = {}
         empty: list[int] = []
         for i, names in enumerate(objects):

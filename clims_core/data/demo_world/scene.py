@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clims_core.data.demo_world.plan import ImagePlan
-from clims_core.data.demo_world.settings import FLYING, HOME_STUFF, DemoWorldSettings
+from clims_core.data.demo_world.settings import FLYING, DemoWorldSettings
 from clims_core.data.demo_world.sprites import Sprite, box_size, render_sprite, rotated_extent, sample_angle, sample_aspect
 from clims_core.data.demo_world.stuff import TextureBank, crop, paint_ground, paint_neutral, paint_sky
 from clims_core.io.masks import IGNORE_INDEX
@@ -111,12 +111,12 @@ def paint_background(regions: list[Region], settings: DemoWorldSettings, rng: np
     return image, stuff
 
 
-def _anchor(name: str, regions: list[Region], size: int, rng: np.random.Generator) -> tuple[str, Region]:
+def _anchor(name: str, home_stuff: str, regions: list[Region], size: int, rng: np.random.Generator) -> tuple[str, Region]:
     """Where an object goes: ("fly", rows it may occupy) or ("stand", the region its lowest pixel sits in)."""
     by_kind = {region.kind: region for region in regions}
     if name in FLYING:
         return "fly", by_kind.get("sky", Region("any", 0, size))
-    home = by_kind.get(HOME_STUFF[name])
+    home = by_kind.get(home_stuff)
     if home is not None:
         return "stand", home
     options = [region for region in regions if region.kind not in ("sky", "wall")]
@@ -189,14 +189,16 @@ def _position(kind: str, region: Region, sprite: Sprite, size: int, rng: np.rand
     return int(round(cy - h / 2)), int(round(cx - w / 2))
 
 
-def _place_objects(plan: ImagePlan, regions: list[Region], background: np.ndarray, scale: float, rng: np.random.Generator, bank: TextureBank) -> _Composer:
+def _place_objects(
+    plan: ImagePlan, regions: list[Region], background: np.ndarray, scale: float, rng: np.random.Generator, bank: TextureBank, settings: DemoWorldSettings
+) -> _Composer:
     size = background.shape[0]
     names = list(plan.objects)
     areas = np.exp(rng.uniform(np.log(MIN_AREA), np.log(MAX_AREA), len(names))) * size * size * scale
     areas *= min(1.0, MAX_TOTAL_AREA * size * size / areas.sum())
     specs = []
     for name, area in zip(names, areas):
-        kind, region = _anchor(name, regions, size, rng)
+        kind, region = _anchor(name, settings.home_of(name), regions, size, rng)
         aspect, angle, flip = sample_aspect(rng, name), sample_angle(rng, name), bool(rng.random() < 0.5)
         max_h = 0.95 * max(region.bottom - region.top, 0.4 * size) if kind == "fly" else 0.9 * min(region.bottom, 0.85 * size)
         specs.append((kind, region, name, aspect, angle, flip, _fit_area(name, aspect, angle, area, size, max_h)))
@@ -249,7 +251,7 @@ def render_scene(plan: ImagePlan, settings: DemoWorldSettings, rng: np.random.Ge
     background, stuff_full = paint_background(regions, settings, rng, bank)
     scale = 1.0
     for _ in range(LAYOUT_TRIES):
-        composer = _place_objects(plan, regions, background, scale, rng, bank)
+        composer = _place_objects(plan, regions, background, scale, rng, bank, settings)
         if _stuff_kept(regions, composer.owner, settings):
             break
         scale *= 0.7

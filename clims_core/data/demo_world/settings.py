@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,12 @@ HOME_STUFF: dict[str, str] = {
     "person": "grass",
 }
 KNOWN_CLASSES: tuple[str, ...] = ("aeroplane", "bird", "boat", "car", "person", "train")
-KNOWN_STUFF: tuple[str, ...] = ("sky", "water", "railroad", "road", "grass")
+KNOWN_STUFF: tuple[str, ...] = ("sky", "water", "railroad", "road", "grass", "sand")  # sand: home to no class by default
 FLYING: frozenset[str] = frozenset({"aeroplane", "bird"})  # drawn inside the sky, larger rotations
+# Which families share a body look (see ``looks``): the demo world's pairs.
+DEFAULT_PARTNERS: tuple[tuple[str, str], ...] = (("aeroplane", "boat"), ("bird", "person"), ("car", "train"))
+# The settings that make another world of the family (issue 15) beyond sizes, class lists and confounding rates.
+WORLD_AXES: tuple[str, ...] = ("partners", "part_scale", "home_stuff", "stuff_hue_shift", "stuff_brightness")
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,37 @@ class DemoWorldSettings:
     stuff_without_class_rate: float = 0.15  # P(none of the stuff's classes present | stuff present)
     max_objects: int = 3  # 1..max_objects object instances per image
     jpeg_quality: int = 92
+    # The family-of-worlds axes (their defaults draw the demo world, byte for byte):
+    partners: Any = DEFAULT_PARTNERS  # pairs of families sharing a body look; a mapping class -> partner is accepted
+    part_scale: float = 1.0  # multiplier of the distinctive part's area (in the family's frame)
+    home_stuff: Any = ()  # overrides of HOME_STUFF, class -> stuff (a mapping, or (class, stuff) pairs)
+    stuff_hue_shift: float = 0.0  # degrees the stuff textures' colours turn about the grey axis
+    stuff_brightness: float = 1.0  # multiplier of the stuff textures' colours
 
     def __post_init__(self) -> None:
         # YAML gives lists; keep tuples so the settings stay hashable and compare equal.
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "stuff_classes", tuple(self.stuff_classes))
+        object.__setattr__(self, "partners", _pairs(self.partners, "partners", symmetric=True))
+        object.__setattr__(self, "home_stuff", _pairs(self.home_stuff, "home_stuff", symmetric=False))
         validate_settings(self)
+
+    def home_of(self, name: str) -> str:
+        """The home stuff of class ``name`` in this world (HOME_STUFF with the ``home_stuff`` overrides)."""
+        return dict(self.home_stuff).get(name, HOME_STUFF[name])
+
+
+def _pairs(value: Any, name: str, symmetric: bool) -> tuple[tuple[str, str], ...]:
+    """A mapping or a list of pairs as sorted (key, value) pairs; with ``symmetric`` each pair sorted and once only."""
+    if value is None:
+        value = ()
+    items = list(value.items()) if isinstance(value, Mapping) else list(value)
+    pairs = []
+    for item in items:
+        if isinstance(item, str) or not isinstance(item, (tuple, list)) or len(item) != 2 or not all(isinstance(v, str) for v in item):
+            _fail(name, "a mapping of class names to names", value if isinstance(value, Mapping) else items)
+        pairs.append(tuple(sorted(item)) if symmetric else tuple(item))
+    return tuple(sorted(set(pairs)))
 
 
 def _fail(name: str, expected: str, value: Any) -> None:
@@ -79,6 +109,11 @@ def validate_settings(settings: DemoWorldSettings) -> None:
     _check_fraction(settings, "isolated_fraction", closed_low=True, closed_high=True)
     _check_fraction(settings, "home_stuff_rate")
     _check_fraction(settings, "stuff_without_class_rate")
+    _check_number(settings, "part_scale", 0.2, 2.0)
+    _check_number(settings, "stuff_hue_shift", -180.0, 180.0)
+    _check_number(settings, "stuff_brightness", 0.5, 1.5)
+    _check_partners(settings)
+    _check_home_stuff(settings)
     if round(settings.labeled_fraction * settings.n_train_aug) < 1:
         _fail("labeled_fraction", f"at least one labeled image out of n_train_aug={settings.n_train_aug}", settings.labeled_fraction)
 
@@ -92,5 +127,36 @@ def validate_settings(settings: DemoWorldSettings) -> None:
         if len(set(values)) != len(values):
             _fail(name, "names without repeats", list(values))
     for name in settings.classes:
-        if HOME_STUFF[name] not in settings.stuff_classes:
-            _fail("stuff_classes", f"to include {HOME_STUFF[name]!r}, the home stuff of class {name!r}", list(settings.stuff_classes))
+        if settings.home_of(name) not in settings.stuff_classes:
+            _fail("stuff_classes", f"to include {settings.home_of(name)!r}, the home stuff of class {name!r}", list(settings.stuff_classes))
+
+
+def _check_number(settings: DemoWorldSettings, name: str, low: float, high: float) -> None:
+    value = getattr(settings, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        _fail(name, f"a number in [{low}, {high}]", value)
+
+
+def _check_partners(settings: DemoWorldSettings) -> None:
+    """Three pairs covering the six families once each (a family's body look is shared with exactly one other)."""
+    pairs = settings.partners
+    members = [name for pair in pairs for name in pair]
+    shown = {a: b for a, b in pairs}
+    for name in members:
+        if name not in KNOWN_CLASSES:
+            _fail("partners", f"class names from {list(KNOWN_CLASSES)} (unknown: {name!r})", shown)
+    if any(a == b for a, b in pairs) or sorted(members) != sorted(KNOWN_CLASSES):
+        _fail("partners", f"each of {list(KNOWN_CLASSES)} paired with exactly one other class", shown)
+
+
+def _check_home_stuff(settings: DemoWorldSettings) -> None:
+    shown = dict(settings.home_stuff)
+    if len(shown) != len(settings.home_stuff):
+        _fail("home_stuff", "one stuff per class", list(settings.home_stuff))
+    for name, stuff in settings.home_stuff:
+        if name not in KNOWN_CLASSES:
+            _fail("home_stuff", f"class names from {list(KNOWN_CLASSES)} (unknown: {name!r})", shown)
+        if stuff not in KNOWN_STUFF:
+            _fail("home_stuff", f"stuff names from {list(KNOWN_STUFF)} (unknown: {stuff!r})", shown)
+        if stuff == "sky" and name not in FLYING:
+            _fail("home_stuff", f"a ground stuff for {name!r} (it stands on its home; only {sorted(FLYING)} fly)", shown)

@@ -107,14 +107,22 @@ def _stripe(c: _Canvas, left: Callable[[float], float], right: Callable[[float],
     c.paint([(left(y0), y0), (right(y0), y0), (right(y1), y1), (left(y1), y1)], look.accent)
 
 
+def _toward(points: list[tuple[float, float]], anchor: tuple[float, float], t: float) -> list[tuple[float, float]]:
+    """``points`` moved the share ``t`` of the way to ``anchor`` (a shrink about it; exactly unchanged at t = 0)."""
+    return [(x + (anchor[0] - x) * t, y + (anchor[1] - y) * t) for x, y in points]
+
+
 # -- families ---------------------------------------------------------------------------------------------------------
+# Each family takes ``part_scale``, the multiplier of its distinctive part's area (1 = the demo world). A part shrinks
+# about where it joins the body, so the object stays one piece; written so that part_scale 1 computes exactly what the
+# demo world always drew.
 
 
-def _train(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -> None:
+def _train(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook, part_scale: float = 1.0) -> None:
     """Red engine cab at the front, then one or two grey carriages with window rows, on dark wheels."""
     h = c.h
     top, bottom = 0.04 * h, 0.84 * h
-    cab = rng.uniform(0.23, 0.29)
+    cab = rng.uniform(0.23, 0.29) * part_scale  # the cab's width: the carriages take what it leaves
     n_cars = 1 + int(rng.random() < 0.5)
     edges = np.linspace(cab, 1.0, n_cars + 1)
     for k in range(n_cars):
@@ -123,7 +131,7 @@ def _train(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -
         _window_row(c, x0 + 0.01, edges[k + 1] - 0.01, top, bottom, look)
         if k:
             c.rect(edges[k] - 0.01, 0.5 * h, edges[k] + 0.02, 0.66 * h, BODY, look.wheel)
-    nose = rng.uniform(0.05, 0.09)
+    nose = rng.uniform(0.05, 0.09) * min(1.0, part_scale)
     c.polygon([(0, bottom), (0, 0.42 * h), (nose, top), (cab + 0.005, top), (cab + 0.005, bottom)], PART, part)
     dark = tuple(int(v * 0.82) for v in part)
     c.paint_rect(nose + 0.02, top + 0.12 * h, cab - 0.03, top + 0.36 * h, dark)  # windscreen, a darker red
@@ -131,28 +139,31 @@ def _train(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -
     _wheels(c, list(np.arange(0.07, 0.97, max(0.1, 2.6 * r))), bottom, r, look)
 
 
-def _car(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -> None:
+def _car(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook, part_scale: float = 1.0) -> None:
     """Grey body with a window row under a turquoise cabin, two dark wheels."""
     h = c.h
     cab_top, body_top, bottom = rng.uniform(0.08, 0.14) * h, 0.42 * h, 0.84 * h
     a, b = rng.uniform(0.19, 0.25), rng.uniform(0.29, 0.35)
-    c.polygon([(a, body_top + 0.02 * h), (b, cab_top), (1 - b, cab_top), (1 - a, body_top + 0.02 * h)], PART, part)
+    cabin = [(a, body_top + 0.02 * h), (b, cab_top), (1 - b, cab_top), (1 - a, body_top + 0.02 * h)]
+    c.polygon(_toward(cabin, (0.5, body_top + 0.02 * h), 1 - math.sqrt(part_scale)), PART, part)
     c.polygon([(0, body_top + 0.1 * h), (0.05, body_top), (0.95, body_top), (1, body_top + 0.1 * h), (1, bottom), (0, bottom)], BODY, look.base)
     _window_row(c, 0.05, 0.95, body_top, bottom, look)
     r = 0.15 * h
     _wheels(c, [0.2, 0.8], bottom, r, look)
 
 
-def _boat(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -> None:
+def _boat(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook, part_scale: float = 1.0) -> None:
     """White hull with a navy stripe and a deck cabin; orange sail, jib and flag on the mast."""
     h = c.h
     deck, keel = 0.56 * h, 0.97 * h
     mast = rng.uniform(0.3, 0.4)
     mw = max(0.02, 1.2 * c.px)
     sail = rng.uniform(0.36, 0.44)
-    c.polygon([(mast + mw, 0.05 * h), (mast + mw, deck + 0.01 * h), (mast + mw + sail, deck + 0.01 * h)], PART, part)
-    c.polygon([(mast, 0.14 * h), (mast, deck + 0.01 * h), (mast - rng.uniform(0.14, 0.2), deck + 0.01 * h)], PART, part)
-    c.rect(mast + mw, 0.0, mast + mw + 0.12, 0.07 * h, PART, part)
+    t = 1 - math.sqrt(part_scale)
+    foot = (mast + mw / 2, deck + 0.01 * h)  # sail and jib shrink towards the mast's foot, the flag towards its top
+    c.polygon(_toward([(mast + mw, 0.05 * h), (mast + mw, deck + 0.01 * h), (mast + mw + sail, deck + 0.01 * h)], foot, t), PART, part)
+    c.polygon(_toward([(mast, 0.14 * h), (mast, deck + 0.01 * h), (mast - rng.uniform(0.14, 0.2), deck + 0.01 * h)], foot, t), PART, part)
+    c.polygon(_toward([(mast + mw, 0.0), (mast + mw + 0.12, 0.0), (mast + mw + 0.12, 0.07 * h), (mast + mw, 0.07 * h)], (mast + mw, 0.0), t), PART, part)
     c.rect(mast, 0.0, mast + mw, deck, BODY, look.base)
     c.rect(0.58, deck - 0.13 * h, 0.82, deck + 0.01 * h, BODY, look.base)
     bow = rng.uniform(0.1, 0.18)
@@ -167,29 +178,35 @@ def _boat(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) ->
     _stripe(c, left, right, deck + 0.14 * h, deck + 0.22 * h, look)
 
 
-def _aeroplane(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -> None:
+def _aeroplane(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook, part_scale: float = 1.0) -> None:
     """White fuselage with a navy stripe and a swept wing; magenta tail fin, stabiliser and engine pod."""
     h = c.h
     f0, f1 = 0.42 * h, 0.74 * h
     fh = f1 - f0
     fin = rng.uniform(0.22, 0.27)
-    c.polygon([(0.98 - fin, f0 + 0.06 * h), (0.97, f0 + 0.06 * h), (1.0, 0.0), (0.99 - 0.45 * fin, 0.0)], PART, part)
+    t = 1 - math.sqrt(part_scale)
+    tail = [(0.98 - fin, f0 + 0.06 * h), (0.97, f0 + 0.06 * h), (1.0, 0.0), (0.99 - 0.45 * fin, 0.0)]
+    c.polygon(_toward(tail, (0.975 - fin / 2, f0 + 0.06 * h), t), PART, part)
     c.ellipse(0.0, f0, 0.18, f1, BODY, look.base)
     c.polygon([(0.09, f0), (0.9, f0), (1.0, f0 + 0.02 * h), (1.0, f0 + 0.5 * fh), (0.9, f1), (0.09, f1)], BODY, look.base)
     _stripe(c, lambda y: 0.05, lambda y: 0.93, f0 + 0.42 * fh, f0 + 0.58 * fh, look)
-    c.polygon([(0.8, f0 + 0.3 * fh), (0.97, f0 + 0.3 * fh), (1.0, f0 + 0.5 * fh), (0.84, f0 + 0.5 * fh)], PART, part)
+    stabiliser = [(0.8, f0 + 0.3 * fh), (0.97, f0 + 0.3 * fh), (1.0, f0 + 0.5 * fh), (0.84, f0 + 0.5 * fh)]
+    c.polygon(_toward(stabiliser, (0.9, f0 + 0.4 * fh), t), PART, part)
     w0 = rng.uniform(0.34, 0.4)
     c.polygon([(w0, f0 + 0.55 * fh), (w0 + 0.2, f0 + 0.55 * fh), (w0 + 0.3, 0.99 * h), (w0 + 0.18, 0.99 * h)], BODY, look.base)
-    c.ellipse(w0 + 0.02, 0.8 * h, w0 + 0.17, 0.93 * h, PART, part)
+    dx, dy = 0.075 * t, 0.13 * h * t  # the pod hangs from the wing: it shrinks towards its top
+    c.ellipse(w0 + 0.02 + dx, 0.8 * h, w0 + 0.17 - dx, 0.93 * h - dy, PART, part)
 
 
-def _bird(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -> None:
+def _bird(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook, part_scale: float = 1.0) -> None:
     """Brown feathered body, tail and wing; yellow head and beak."""
     h = c.h
     c.polygon([(0.0, 0.42 * h), (0.24, 0.54 * h), (0.24, 0.68 * h), (0.0, 0.8 * h)], BODY, look.base)
     c.ellipse(0.12, 0.36 * h, 0.8, 0.9 * h, BODY, look.base)
-    head_r = rng.uniform(0.14, 0.16)
-    cx, cy = 0.82 - head_r * 0.3, 0.36 * h
+    full_r = rng.uniform(0.14, 0.16)
+    head_r = full_r * math.sqrt(part_scale)
+    sink = full_r - head_r  # a smaller head moves down and back onto the body, so it stays attached
+    cx, cy = 0.82 - full_r * 0.3 - sink, 0.36 * h + sink
     c.ellipse(cx - head_r, cy - head_r, cx + head_r, cy + head_r, PART, part)
     c.polygon([(cx + 0.7 * head_r, cy - 0.45 * head_r), (1.0, cy + 0.1 * head_r), (cx + 0.7 * head_r, cy + 0.55 * head_r)], PART, part)
     if rng.random() < 0.5:  # wing up
@@ -198,10 +215,11 @@ def _bird(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) ->
         c.polygon([(0.3, 0.55 * h), (0.64, 0.55 * h), (0.2, 0.98 * h)], BODY, look.base)
 
 
-def _person(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) -> None:
+def _person(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook, part_scale: float = 1.0) -> None:
     """Brown coat (torso, arms, legs) with the feather texture; skin-pink head and hands."""
     h = c.h
     head_r = rng.uniform(0.29, 0.33)
+    t = 1 - math.sqrt(part_scale)
     neck = 0.02 + 2 * head_r
     hip = neck + 0.38 * (h - neck)
     c.rect(0.24, hip - 0.02, 0.47, h * 0.985, BODY, look.base)
@@ -209,12 +227,14 @@ def _person(c: _Canvas, rng: np.random.Generator, part: Colour, look: BodyLook) 
     arm_end = neck + 0.33 * (h - neck)
     for x0 in (0.02, 0.82):
         c.rect(x0, neck + 0.05, x0 + 0.16, arm_end, BODY, look.base)
-        c.ellipse(x0 - 0.01, arm_end - 0.07, x0 + 0.17, arm_end + 0.11, PART, part)
+        d = 0.09 * t  # hands shrink about their centres, heads towards the neck
+        c.ellipse(x0 - 0.01 + d, arm_end - 0.07 + d, x0 + 0.17 - d, arm_end + 0.11 - d, PART, part)
     c.rect(0.2, neck - 0.03, 0.8, hip, BODY, look.base)
-    c.ellipse(0.5 - head_r, 0.02, 0.5 + head_r, 0.02 + 2 * head_r, PART, part)
+    d = head_r * t
+    c.ellipse(0.5 - head_r + d, 0.02 + 2 * d, 0.5 + head_r - d, 0.02 + 2 * head_r, PART, part)
 
 
-FAMILIES: dict[str, Callable[[_Canvas, np.random.Generator, Colour, BodyLook], None]] = {
+FAMILIES: dict[str, Callable[[_Canvas, np.random.Generator, Colour, BodyLook, float], None]] = {
     "train": _train,
     "car": _car,
     "boat": _boat,
@@ -273,12 +293,13 @@ def render_sprite(
     angle: float,
     flip: bool,
 ) -> Sprite:
-    """Draw one instance of family ``name`` with random colours in the family's ranges."""
+    """Draw one instance of family ``name`` with random colours in the family's ranges (looks and part size from
+    ``bank.style``)."""
     part = sample_part_colour(rng, name)
-    look = sample_body_look(rng, name)
+    look = sample_body_look(rng, name, bank.style.body_look_of)
     width, _ = box_size(name, aspect, area_px)
     canvas = _Canvas(width, aspect, SUPERSAMPLE)
-    FAMILIES[name](canvas, rng, part, look)
+    FAMILIES[name](canvas, rng, part, look, bank.style.part_scale)
     label = np.asarray(canvas.label)
     rgb = np.asarray(canvas.rgb, dtype=np.float32)
     height = label.shape[0]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from clims_core.data.demo_world.settings import HOME_STUFF, DemoWorldSettings
+from clims_core.data.demo_world.settings import WORLD_AXES, DemoWorldSettings
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,9 @@ def split_statistics(records: list[RenderRecord], settings: DemoWorldSettings) -
     no_class = Counter()
     for r in records:
         for s in r.stuff:
-            if not any(HOME_STUFF[c] == s for c in r.classes):
+            if not any(settings.home_of(c) == s for c in r.classes):
                 no_class[s] += 1
-    homed = {s for s in settings.stuff_classes if any(HOME_STUFF[c] == s for c in settings.classes)}
+    homed = {s for s in settings.stuff_classes if any(settings.home_of(c) == s for c in settings.classes)}
     return {
         "images": n,
         "objects_per_image": _r(sum(len(r.instances) for r in records) / max(1, n)),
@@ -62,7 +62,7 @@ def split_statistics(records: list[RenderRecord], settings: DemoWorldSettings) -
         "class_frequency": {c: _r(with_class[c] / max(1, n)) for c in settings.classes},
         "stuff_frequency": {s: _r(with_stuff[s] / max(1, n)) for s in settings.stuff_classes},
         "cooccurrence": {c: {s: _ratio(pair[c, s], with_class[c]) for s in settings.stuff_classes} for c in settings.classes},
-        "p_home_stuff_given_class": {c: _ratio(pair[c, HOME_STUFF[c]], with_class[c]) for c in settings.classes},
+        "p_home_stuff_given_class": {c: _ratio(pair[c, settings.home_of(c)], with_class[c]) for c in settings.classes},
         # a stuff that is home to no configured class is always "without its classes": reported as null
         "p_no_class_given_stuff": {s: _ratio(no_class[s], with_stuff[s]) if s in homed else None for s in settings.stuff_classes},
     }
@@ -82,8 +82,11 @@ def compute_statistics(settings: DemoWorldSettings, splits: dict[str, list[Rende
                 part[cls].append(part_px / max(1, full))
     kinds = Counter(r.kind for r in captions)
     per_split = {name: split_statistics(records, settings) for name, records in splits.items()}
+    defaults = DemoWorldSettings()
+    # The family-of-worlds axes are recorded only where they leave the demo world's value, so its file keeps its bytes.
+    recorded = {key: value for key, value in asdict(settings).items() if key not in WORLD_AXES or value != getattr(defaults, key)}
     return {
-        "settings": {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()},
+        "settings": {key: [list(v) if isinstance(v, tuple) else v for v in value] if isinstance(value, tuple) else value for key, value in recorded.items()},
         "counts": {**{name: len(records) for name, records in splits.items()}, "captions": len(captions)},
         "splits": per_split,
         "object_area_fraction": {c: {"visible": _distribution(visible[c]), "whole": _distribution(whole[c])} for c in settings.classes},

@@ -1,4 +1,4 @@
-"""Stuff textures (sky, water, railroad, road, grass) and neutral indoor backgrounds.
+"""Stuff textures (sky, water, railroad, road, grass, sand) and neutral indoor backgrounds.
 
 A few large tiles per stuff are drawn once per world (seeded) and cropped at random, so a scene costs a few array
 slices instead of a texture synthesis. Colours stay clear of the objects' distinctive part colours (see ``looks``).
@@ -12,9 +12,44 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from clims_core.data.demo_world.looks import BODY_LOOK_OF, body_looks_for
+from clims_core.data.demo_world.settings import DemoWorldSettings
+
 N_VARIANTS = 3  # tiles per stuff
 SUPERSAMPLE = 2  # sprites are drawn at this factor; the feather tile lives at that resolution
 TEXTURE_STREAM = 7_000_001  # SeedSequence key of the world's textures (image streams use split codes 1..3)
+
+
+@dataclass(frozen=True)
+class WorldStyle:
+    """How a world of the family draws its things (the defaults draw the demo world)."""
+
+    look_of: tuple[tuple[str, str], ...] = tuple(sorted(BODY_LOOK_OF.items()))  # family -> body look
+    part_scale: float = 1.0  # multiplier of the distinctive part's area
+    hue_shift: float = 0.0  # degrees the stuff colours turn about the grey axis
+    brightness: float = 1.0  # multiplier of the stuff colours
+
+    @property
+    def body_look_of(self) -> dict[str, str]:
+        return dict(self.look_of)
+
+
+def style_of(settings: DemoWorldSettings) -> WorldStyle:
+    looks = body_looks_for(settings.partners)
+    return WorldStyle(tuple(sorted(looks.items())), float(settings.part_scale), float(settings.stuff_hue_shift), float(settings.stuff_brightness))
+
+
+def shade_stuff(rgb: np.ndarray, style: WorldStyle) -> np.ndarray:
+    """Stuff colours turned by ``style.hue_shift`` about the grey axis and scaled by ``style.brightness``.
+
+    The default style returns ``rgb`` itself, untouched, so the demo world's bytes do not move.
+    """
+    if style.hue_shift == 0 and style.brightness == 1:
+        return rgb
+    a = np.radians(style.hue_shift)
+    cross = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+    turn = np.cos(a) * np.eye(3) + (1 - np.cos(a)) / 3 * np.ones((3, 3)) + np.sin(a) / np.sqrt(3) * cross
+    return np.clip(rgb @ (style.brightness * turn).T.astype(np.float32), 0, 255).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -26,6 +61,7 @@ class TextureBank:
     clouds: tuple[np.ndarray, ...]  # (T, T) cloud opacity in 0..1
     noise: np.ndarray  # (T, T, 3) standard normal, for sensor noise
     feather: np.ndarray  # (F, F) multiplier of the brown feather body, at the sprite supersampling
+    style: WorldStyle = WorldStyle()  # the world's looks, part scale and stuff palette
 
 
 def smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
@@ -137,20 +173,48 @@ def _feather(rng: np.random.Generator, size: int, cell: float) -> np.ndarray:
     return pattern * (1 + 0.05 * smooth_noise(rng, size, size, cell * 3))
 
 
+def _sand(rng: np.random.Generator, t: int, s: int) -> np.ndarray:
+    """Greyish beige with fine grain and soft, slanted wind ripples (kept greyer and darker than the skin-pink part)."""
+    y, x = np.mgrid[0:t, 0:t].astype(np.float32)
+    base = _uniform_colour(rng, (140, 128, 100), (156, 142, 112))
+    period = max(4.0, s / 11)
+    slant = rng.uniform(-0.35, 0.35)
+    bend = 0.6 * smooth_noise(rng, t, t, s / 4)
+    ripple = np.sin(2 * np.pi * ((y + slant * x) / period + bend))
+    shade = 1 + 0.04 * ripple + 0.03 * smooth_noise(rng, t, t, s / 2)
+    grain = rng.standard_normal((t, t)).astype(np.float32) * 4
+    return base * shade[..., None] + grain[..., None]
+
+
 GROUND_TEXTURES = {"water": _water, "railroad": _railroad, "road": _road, "grass": _grass}
+# Stuff added after the demo world: drawn from their own stream, so the demo world's tiles, clouds and noise keep
+# their bytes.
+EXTRA_TEXTURES = {"sand": _sand}
+EXTRA_STREAM = TEXTURE_STREAM + 1
 
 
 @functools.lru_cache(maxsize=4)
-def build_bank(seed: int, image_size: int) -> TextureBank:
+def build_bank(seed: int, image_size: int, style: WorldStyle = WorldStyle()) -> TextureBank:
     """The textures of world ``seed`` (deterministic; cached per process)."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, TEXTURE_STREAM, image_size])))
     s, t = image_size, 2 * image_size
-    tiles = {name: tuple(np.clip(make(rng, t, s), 0, 255).astype(np.float32) for _ in range(N_VARIANTS)) for name, make in GROUND_TEXTURES.items()}
+    tiles = {
+        name: tuple(shade_stuff(np.clip(make(rng, t, s), 0, 255).astype(np.float32), style) for _ in range(N_VARIANTS))
+        for name, make in GROUND_TEXTURES.items()
+    }
     clouds = tuple(np.clip((smooth_noise(rng, t, t, s / 5) - 0.5) * 0.9, 0, 0.9).astype(np.float32) for _ in range(N_VARIANTS))
     noise = rng.standard_normal((t, t, 3)).astype(np.float32)
     cell = max(5.0, 0.045 * s * SUPERSAMPLE)
     feather = _feather(rng, 2 * SUPERSAMPLE * s + 32, cell)
-    return TextureBank(image_size, tiles, clouds, noise, feather)
+    extra = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, EXTRA_STREAM, image_size])))
+    for name, make in EXTRA_TEXTURES.items():
+        tiles[name] = tuple(shade_stuff(np.clip(make(extra, t, s), 0, 255).astype(np.float32), style) for _ in range(N_VARIANTS))
+    return TextureBank(image_size, tiles, clouds, noise, feather, style)
+
+
+def world_bank(settings: DemoWorldSettings) -> TextureBank:
+    """The texture bank of the world ``settings`` describe, with its style."""
+    return build_bank(settings.seed, settings.image_size, style_of(settings))
 
 
 def paint_sky(out: np.ndarray, top: int, bottom: int, rng: np.random.Generator, bank: TextureBank) -> None:
@@ -164,11 +228,11 @@ def paint_sky(out: np.ndarray, top: int, bottom: int, rng: np.random.Generator, 
     sky = zenith + ramp * (horizon - zenith)
     clouds = crop(bank.clouds[int(rng.integers(N_VARIANTS))], h, w, rng)[..., None] * rng.uniform(0.2, 1.0)
     cloud_colour = _uniform_colour(rng, (232, 234, 238), (248, 250, 255))
-    out[top:bottom] = sky * (1 - clouds) + cloud_colour * clouds
+    out[top:bottom] = shade_stuff(sky * (1 - clouds) + cloud_colour * clouds, bank.style)
 
 
 def paint_ground(out: np.ndarray, name: str, top: int, bottom: int, rng: np.random.Generator, bank: TextureBank) -> None:
-    """A band of ground stuff ``name`` (water, railroad, road, grass) into rows ``top:bottom``."""
+    """A band of ground stuff ``name`` (water, railroad, road, grass, sand) into rows ``top:bottom``."""
     if bottom <= top:
         return
     tile = bank.tiles[name][int(rng.integers(N_VARIANTS))]

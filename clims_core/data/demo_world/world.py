@@ -20,7 +20,7 @@ from clims_core.data.demo_world.plan import CAPTION_KINDS, LABELED_SUBSET, Image
 from clims_core.data.demo_world.scene import render_scene
 from clims_core.data.demo_world.settings import DemoWorldSettings, validate_settings
 from clims_core.data.demo_world.statistics import RenderRecord, compute_statistics
-from clims_core.data.demo_world.stuff import build_bank
+from clims_core.data.demo_world.stuff import world_bank
 from clims_core.data.demo_world.writer import make_folders, write_caption_image, write_captions, write_list, write_scene
 from clims_core.io.atomic import atomic_directory, write_json
 
@@ -96,7 +96,7 @@ def _render(task: _Task) -> RenderRecord:
     """Draw and write one image; return what the statistics need."""
     assert _WORKER is not None, "worker not initialised"
     settings, root = _WORKER
-    bank = build_bank(settings.seed, settings.image_size)
+    bank = world_bank(settings)
     rng = image_streams(settings.seed, SPLIT_CODES[task.split], task.index)[RENDER_STREAM]
     size = settings.image_size
     if task.kind == "isolated_object":
