@@ -19,6 +19,7 @@ from clims_core.data.demo_world.settings import DEFAULT_PARTNERS, WORLD_AXES
 from clims_core.data.demo_world.sprites import BODY, FAMILIES, PART, render_sprite, sample_aspect
 from clims_core.data.demo_world.stuff import WorldStyle, build_bank, paint_sky, shade_stuff, style_of, world_bank
 from clims_core.tags import tag
+from tests.data.test_demo_world import _near, _pure_pixels
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = sorted((REPO / "config" / "worlds").glob("*.yaml"))
@@ -117,23 +118,6 @@ def test_world_parts_stay_clear_of_every_stuff_and_other_body(path):
 
 
 # -- each axis changes what it should ---------------------------------------------------------------------------------
-
-
-def _pure_pixels(name: str, rng: np.random.Generator, bank, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Part and body colours of ``n`` renders, one pixel in from every edge (as in test_demo_world)."""
-    parts, bodies = [], []
-    for _ in range(n):
-        sprite = render_sprite(name, rng, bank, 2500.0, sample_aspect(rng, name), 0.0, False)
-        colour = sprite.colour / np.maximum(sprite.alpha[..., None], 1e-6)
-        parts.append(colour[ndimage.binary_erosion(sprite.label == PART)])
-        bodies.append(colour[ndimage.binary_erosion(sprite.label == BODY)])
-    return np.concatenate(parts), np.concatenate(bodies)
-
-
-def _near(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n: int = 600) -> float:
-    a = a[rng.choice(len(a), min(n, len(a)), replace=False)]
-    b = b[rng.choice(len(b), min(n, len(b)), replace=False)]
-    return float(np.percentile(np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1)).min(1), 1))
 
 
 def _part_shares(name: str, part_scale: float) -> list[float]:
