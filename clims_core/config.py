@@ -258,6 +258,17 @@ def has_trunk_weights(config: dict) -> bool:
     return config["cam"]["backbone_weights"] is not None or pretrains_trunk(config)
 
 
+def merge_config(into: dict, extra: dict) -> dict:
+    """Merge ``extra`` into ``into`` key by key, as Snakemake merges several ``--configfile`` files: mappings merge
+    recursively, any other value (lists included) replaces. Returns ``into``."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge_config(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+    return into
+
+
 def resolve(base: Path, path: str) -> Path:
     """A config path, relative to the folder Snakemake runs in unless absolute."""
     candidate = Path(path).expanduser()

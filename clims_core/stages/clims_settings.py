@@ -44,6 +44,10 @@ class ClimsSettings:
     # share a look compete: a car map that also covers the grey body a car shares with a train reads partly as
     # "train" to CLIP, so OTM can reward the distinctive part alone, the very failure CLIMS is meant to fix.
     otm_softmax: str = "all_prompts"
+    # Weight of the plain CAM's multi-label classification loss kept while CLIMS trains (0 in both presets: the
+    # paper's CLIMS sees only CLIP's scores of masked images). Above 0 the image labels keep holding each map on what
+    # tells its class apart, so CLIP's scores alone can no longer carry a map onto its co-occurring stuff.
+    classification_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.similarity not in ("cosine", "softmax"):
@@ -59,6 +63,8 @@ class ClimsSettings:
                              f"got {self.otm_softmax!r}")
         if self.score_clamp not in SCORE_CLAMPS:
             raise ValueError(f"clims score_clamp: expected one of {SCORE_CLAMPS}, got {self.score_clamp!r}")
+        if self.classification_weight < 0:
+            raise ValueError(f"clims classification_weight: expected >= 0, got {self.classification_weight!r}")
         if len(self.loss_weights) != 4:
             raise ValueError("clims loss_weights: expected 4 numbers (OTM, BTM, CBS, REG)")
 
@@ -78,13 +84,13 @@ PRESETS: dict[str, dict] = {
                  "similarity": "cosine", "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts",
                  "otm_softmax": "all_prompts", "object_prompt": "a photo of {name}.",
                  "background_prompt": "a photo of {name}.", "class_names": VOC_CLASS_NAMES_IMPROVED,
-                 "score_clamp": "both"},
+                 "score_clamp": "both", "classification_weight": 0.0},
     "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
              "background_channel": True, "cbs_threshold": None, "cbs_reduction": "sum_mean",
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
              "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts", "otm_softmax": "all_prompts",
              "object_prompt": "a photo of {name}", "background_prompt": "a photo of {name}", "class_names": {},
-             "score_clamp": "log_domain"},
+             "score_clamp": "log_domain", "classification_weight": 0.0},
 }
 
 

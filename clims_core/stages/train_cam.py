@@ -150,15 +150,22 @@ class PuzzleCamObjective(CamObjective):
 
 
 class ClimsTraining(CamObjective):
-    """CLIMS: the network's foreground activation maps scored through the frozen CLIP (:class:`ClimsObjective`)."""
+    """CLIMS: the network's foreground activation maps scored through the frozen CLIP (:class:`ClimsObjective`),
+    plus, with ``classification_weight`` > 0, the plain CAM's classification loss on the same features."""
 
     def __init__(self, model: CamNet, objective: ClimsObjective):
         super().__init__(model)
         self.objective = objective
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
-        maps = self.model.activation_maps(images)[:, int(self.model.background_channel):]
-        return self.objective(images, maps.float(), labels)
+        features = self.model.features(images)
+        maps = torch.sigmoid(self.model.classifier(features))[:, int(self.model.background_channel):]
+        loss, parts = self.objective(images, maps.float(), labels)
+        weight = self.objective.settings.classification_weight
+        if weight:
+            cls = multilabel_loss(self.model.logits_from(features), labels)
+            loss, parts = loss + weight * cls, {**parts, "cls": cls.item()}
+        return loss, parts
 
 
 def make_objective(model: CamNet, settings: CamTrainSettings, classes: list[str], device: torch.device,
@@ -201,7 +208,7 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
     history, steps = train_loop(LossStep(objective, device, dist, settings.precision), model, optimizer, source,
                                 LoopSettings(settings.epochs, settings.checkpoint_every), device, dist,
                                 resume, f"train_cam[{settings.method}]", poly,
-                                shown=("loss", "otm", "btm", "cbs", "re"))
+                                shown=("loss", "otm", "btm", "cbs", "cls", "re"))
     metrics = {"method": settings.method, "code_version": code_version(), "steps": steps, "history": history,
                "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
     if dist.is_main:
@@ -249,6 +256,7 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
         # CLIMS's own prompts (the preset's: the public code's strings), not clip.prompts (those of eval_clip).
         object_prompt=clims["object_prompt"], background_prompt=clims["background_prompt"],
         class_names=dict(clims["class_names"]), score_clamp=clims["score_clamp"],
+        classification_weight=clims["classification_weight"],
     )
     return CamTrainSettings(epochs=clims["epochs"], batch_size=clims["batch_size"], lr=clims["lr"], clims=objective,
                             **common)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
+
+from clims_core.config import merge_config
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -45,30 +48,19 @@ TINY_DEMO = {
     },
 }
 
-# Claim 1 at reduced size: the demo config (its CAM and CLIMS recipe) on a world of 800 images at 96 px, a CLIP
-# pretrained on 3,000 caption pairs at 48 px, CAMs at 3 scales; run up to eval_cams (about 3 minutes on 2 cores).
-REDUCED_CLAIM1 = {
-    "demo_world": {"image_size": 96, "n_train_aug": 800, "labeled_fraction": 0.2, "n_val": 40, "n_captions": 3000},
-    "clip": {"pretrain": {"image_size": 48, "width": 128, "layers": 3, "epochs": 5}, "finetune_settings": {"epochs": 3}},
-    "cam": {"methods": ["cam", "clims"], "train": {"crop": 96, "resize_long": [72, 120]}},
-    "cams": {"scales": [1.0, 0.5, 1.5]},
-    "refine": {"methods": []},
-    "seg": {"pseudo_methods": []},
-}
+# Claim 1 at reduced size: the demo config (its CAM and CLIMS recipe) on config/reduced.yaml's world (800 images at
+# 96 px, a CLIP pretrained on 3,000 caption pairs at 48 px, CAMs at 3 scales), CAM and CLIMS only, run up to
+# eval_cams (about 3 minutes on 2 cores).
+REDUCED = yaml.safe_load((REPO / "config" / "reduced.yaml").read_text())
+REDUCED_CLAIM1 = merge_config(copy.deepcopy(REDUCED), {"cam": {"methods": ["cam", "clims"]}, "refine": {"methods": []},
+                                                     "seg": {"pseudo_methods": []}})
 
 
-def demo_config_with(overrides: dict) -> dict:
-    """config/config.yaml with ``overrides`` merged in (sections key by key, other values replaced)."""
+def demo_config_with(*overlays: dict) -> dict:
+    """config/config.yaml with each overlay merged in, in order, as Snakemake merges --configfile files."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-
-    def merge(into: dict, extra: dict) -> None:
-        for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(into.get(key), dict):
-                merge(into[key], value)
-            else:
-                into[key] = value
-
-    merge(config, overrides)
+    for overlay in overlays:
+        merge_config(config, overlay)
     return config
 
 

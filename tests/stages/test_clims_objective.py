@@ -7,9 +7,12 @@ import math
 import pytest
 import torch
 
+from clims_core.losses.cam import multilabel_loss
+from clims_core.models.backbone import BackboneSpec
 from clims_core.models.clip import clip_from_config
 from clims_core.stages.clims_objective import ClimsObjective
 from clims_core.stages.clims_settings import PRESETS, ClimsSettings, resolve_clims_section
+from clims_core.stages.train_cam import ClimsTraining, build_model
 from tests.conftest import TINY_CLIP_CFG
 
 CLASSES = ["train", "boat", "car"]
@@ -189,3 +192,21 @@ def test_cvpr_loss_on_hand_chosen_cosines_counts_non_positive_scores(tiny_clip):
     assert parts["otm"] == pytest.approx(otm, rel=1e-5) and parts["btm"] == pytest.approx(btm, rel=1e-5)
     assert parts["cbs"] == pytest.approx(cbs, rel=1e-5) and parts["reg"] == pytest.approx(0.25)
     assert loss.item() == pytest.approx(10 * otm + 25 * btm + 29.5 * cbs + 1.15 * 0.25, rel=1e-5)
+
+
+def test_classification_weight_adds_the_plain_cams_loss_on_the_same_features(tiny_clip):
+    torch.manual_seed(0)
+    model = build_model(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES), False).eval()
+    images, labels = torch.rand(2, 3, 64, 64), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    settings = dict(background_words=["railroad"], similarity="softmax")
+    plain = ClimsTraining(model, ClimsObjective(tiny_clip, CLASSES, ClimsSettings(**settings)))
+    kept = ClimsTraining(model, ClimsObjective(tiny_clip, CLASSES, ClimsSettings(**settings, classification_weight=0.5)))
+    loss0, parts0 = plain(images, labels, 0, 1)
+    loss1, parts1 = kept(images, labels, 0, 1)
+    expected_cls = multilabel_loss(model(images), labels)
+    assert "cls" not in parts0 and parts1["cls"] == pytest.approx(expected_cls.item(), rel=1e-6)
+    assert loss1.item() == pytest.approx(loss0.item() + 0.5 * expected_cls.item(), rel=1e-5)
+    # the maps the CLIP losses see are the network's activation maps, as without the term
+    assert parts1["otm"] == pytest.approx(parts0["otm"], rel=1e-6)
+    with pytest.raises(ValueError, match="classification_weight: expected >= 0"):
+        ClimsSettings(classification_weight=-1.0)

@@ -1,0 +1,111 @@
+"""World study: a CLIMS recipe against the plain CAM it starts from, over worlds x seeds, through the real workflow.
+
+Each (world, seed) runs `snakemake --until eval_cams` in its own folder (config/config.yaml <- the size overlay <-
+config/worlds/<world>.yaml <- the seed <- the recipe overlays); recipes of one (world, seed) share its folder, so they
+reuse its world, CLIP and plain CAM. One JSON line per run goes to --jsonl; the end prints, per world, the plain CAM
+and CLIMS mIoU (mean ± sd over seeds), their paired difference, wins and the worst confounder pair's FP change
+(clims_core/metrics/world_study.py). Worlds: names, or `tune` / `confirm` / `all` (config/worlds/splits.yaml).
+
+    python bench/world_study.py --worlds tune --seeds 0 1 2 --size reduced --out /tmp/world_study \
+        --jsonl docs/experiments/world_study_reduced_cpu.jsonl [--recipes config/recipes/x.yaml ...]
+
+CPU cost at --size reduced (800 images at 96 px): about 4-6 minutes per (world, seed) for the CLIP, the plain CAM and
+one CLIMS recipe on 2 cores; each further recipe adds its CLIMS training (about 2 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from clims_core.metrics.world_study import (DEMO_WORLD, markdown_table, row_from_evals, run_config,  # noqa: E402
+                                            summarise, world_names)
+
+WORLDS = REPO / "config" / "worlds"
+SIZES = {"reduced": REPO / "config" / "reduced.yaml", "full": None}
+
+
+def _snakemake(workdir: Path, cores: int, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores),
+               "--until", "eval_cams", *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def _eval_files(workdir: Path, cores: int) -> dict[str, Path]:
+    """Each method's eval_train.json in this config's DAG (Snakemake's --summary lists exactly those paths)."""
+    summary = _snakemake(workdir, cores, "--summary")
+    files = {}
+    for line in summary.stdout.splitlines():
+        path, *_ = line.split("\t")
+        if path.endswith("/eval_train.json") and path.startswith("results/cams/"):
+            files[Path(path).parent.name.split("-")[0]] = workdir / path
+    return files
+
+
+def _commit() -> str:
+    result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", nargs="+", default=["tune"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipes", type=Path, nargs="*", default=[],
+                        help="YAML overlays of method settings, each one recipe (none: the config's own, 'default')")
+    parser.add_argument("--size", choices=sorted(SIZES), default="reduced")
+    parser.add_argument("--methods", nargs="+", default=["cam", "clims"])
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="scratch folder, one subfolder per (world, seed)")
+    parser.add_argument("--jsonl", type=Path, required=True, help="appended: one line per run")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and run nothing")
+    args = parser.parse_args()
+
+    recipes = [(path.stem, yaml.safe_load(path.read_text()) or {}) for path in args.recipes] or [("default", {})]
+    if not args.table_only:
+        base = yaml.safe_load(args.config.read_text())
+        size = yaml.safe_load(SIZES[args.size].read_text()) if SIZES[args.size] else None
+        args.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        for world in world_names(WORLDS, args.worlds):
+            overlay = None if world == DEMO_WORLD else yaml.safe_load((WORLDS / f"{world}.yaml").read_text())
+            for seed in args.seeds:
+                workdir = args.out / f"{args.size}-{world}-s{seed}"
+                for recipe, recipe_overlay in recipes:
+                    workdir.mkdir(parents=True, exist_ok=True)
+                    config = run_config(base, overlay, size, [recipe_overlay], seed, args.methods)
+                    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+                    start = time.time()
+                    result = _snakemake(workdir, args.cores)
+                    wall = round(time.time() - start, 1)
+                    if result.returncode:
+                        print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "
+                              f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
+                        continue
+                    evals = {method: json.loads(path.read_text())
+                             for method, path in _eval_files(workdir, args.cores).items()}
+                    row = row_from_evals(world, seed, recipe, args.size, evals)
+                    row.update(commit=_commit(), wall_s=wall)
+                    with open(args.jsonl, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    print(f"{world} seed {seed} {recipe}: "
+                          + ", ".join(f"{m} {r['miou']:.1f}" for m, r in row["methods"].items()) + f" ({wall:.0f} s)",
+                          flush=True)
+    rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
+    names = {name for name, _ in recipes}
+    print(markdown_table(summarise([row for row in rows if row["recipe"] in names or args.table_only])))
+
+
+if __name__ == "__main__":
+    main()

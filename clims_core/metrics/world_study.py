@@ -1,0 +1,129 @@
+"""Judging a CAM method over a family of worlds and seeds (issue 15): the config of one (world, seed, recipe) run,
+and per world the mean and spread of the plain CAM, the method, their paired difference, wins and the worst
+confounder pair's false-positive change. A result on one world is a fit; this is the table that says otherwise.
+
+A row (one JSON line, written by ``bench/world_study.py``) is
+``{"world", "seed", "recipe", "size", "methods": {method: {"miou": float, "fp": {pair: percent}}}, ...}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from clims_core.config import merge_config
+
+DEMO_WORLD = "demo"  # the default world: config/config.yaml with no world overlay
+
+
+def world_names(worlds_dir: Path, selection: list[str]) -> list[str]:
+    """Expand ``tune`` / ``confirm`` / ``all`` (config/worlds/splits.yaml) and check every name has an overlay."""
+    splits = yaml.safe_load((worlds_dir / "splits.yaml").read_text())
+    known = {DEMO_WORLD} | {path.stem for path in worlds_dir.glob("*.yaml") if path.stem != "splits"}
+    names: list[str] = []
+    for item in selection:
+        expanded = splits["tune"] + splits["confirm"] if item == "all" else splits.get(item, [item])
+        for name in expanded:
+            if name not in known:
+                raise ValueError(f"unknown world {name!r}: expected one of {sorted(known)} or tune / confirm / all "
+                                 f"({worlds_dir / 'splits.yaml'})")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def run_config(base: dict, world_overlay: dict | None, size_overlay: dict | None, recipe_overlays: list[dict],
+               seed: int, methods: list[str]) -> dict:
+    """The config of one run: base <- size <- world <- seed <- recipes, merged as Snakemake merges config files.
+
+    The world comes after the size overlay so that a world's own image size wins; the seed sets both the world's
+    draw and the training seed; the recipes (method settings only) come last."""
+    config = copy.deepcopy(base)
+    for overlay in (size_overlay, world_overlay, {"seed": seed, "demo_world": {"seed": seed}}, *recipe_overlays):
+        merge_config(config, overlay or {})
+    config["cam"]["methods"] = list(methods)
+    return config
+
+
+def row_from_evals(world: str, seed: int, recipe: str, size: str, evals: dict[str, dict]) -> dict:
+    """One study row from each method's ``eval_train.json`` (eval_cams)."""
+    methods = {}
+    for method, result in evals.items():
+        fp = {pair: round(100 * value["rate"], 2) for pair, value in result["confounder_fp"].items()
+              if value["rate"] is not None}
+        methods[method] = {"miou": round(result["miou"], 2), "fp": fp,
+                           "best_threshold": result.get("best_threshold")}
+    return {"world": world, "seed": seed, "recipe": recipe, "size": size, "methods": methods}
+
+
+@dataclass(frozen=True)
+class WorldSummary:
+    world: str
+    recipe: str
+    seeds: list[int]
+    baseline: list[float]           # plain CAM mIoU per seed
+    method: list[float]             # the method's mIoU per seed
+    fp_change: dict[str, float]     # mean over seeds of (method FP - baseline FP) per pair, in points
+
+    @property
+    def deltas(self) -> list[float]:
+        return [m - b for m, b in zip(self.method, self.baseline)]
+
+    @property
+    def wins(self) -> int:
+        return sum(d > 0 for d in self.deltas)
+
+    @property
+    def worst_pair(self) -> tuple[str, float] | None:
+        """The pair whose false positives rose most (or fell least)."""
+        return max(self.fp_change.items(), key=lambda item: item[1]) if self.fp_change else None
+
+    def meets(self, miou_margin: float, fp_margin: float) -> bool:
+        """Issue 15's target: mean delta >= ``miou_margin`` and no pair's FP up by more than ``fp_margin`` points."""
+        worst = self.worst_pair
+        return mean(self.deltas) >= miou_margin and (worst is None or worst[1] <= fp_margin)
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def spread(values: list[float]) -> float:
+    """Sample standard deviation (0 for one value): the seeds are a sample of what a user's seed would give."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(rows: list[dict], method: str = "clims", baseline: str = "cam") -> list[WorldSummary]:
+    """Per (world, recipe), in first-seen order: paired per seed, seeds lacking either method left out."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if method in row["methods"] and baseline in row["methods"]:
+            groups.setdefault((row["world"], row["recipe"]), []).append(row)
+    summaries = []
+    for (world, recipe), group in groups.items():
+        group = sorted({row["seed"]: row for row in group}.values(), key=lambda row: row["seed"])  # last run per seed
+        pairs = sorted(set.intersection(*(set(r["methods"][method]["fp"]) & set(r["methods"][baseline]["fp"])
+                                          for r in group)))
+        fp_change = {pair: round(mean([r["methods"][method]["fp"][pair] - r["methods"][baseline]["fp"][pair]
+                                       for r in group]), 2) for pair in pairs}
+        summaries.append(WorldSummary(world, recipe, [r["seed"] for r in group],
+                                      [r["methods"][baseline]["miou"] for r in group],
+                                      [r["methods"][method]["miou"] for r in group], fp_change))
+    return summaries
+
+
+def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_margin: float = 2.0) -> str:
+    """The per-world table: means ± sample sd over seeds, paired delta, wins, worst pair, target met."""
+    lines = ["| world | recipe | seeds | plain CAM | CLIMS | delta | wins | worst pair FP change | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        worst = s.worst_pair
+        worst_text = f"{worst[0]} {worst[1]:+.1f}" if worst else "-"
+        lines.append(f"| {s.world} | {s.recipe} | {len(s.seeds)} | {mean(s.baseline):.1f} ± {spread(s.baseline):.1f} "
+                     f"| {mean(s.method):.1f} ± {spread(s.method):.1f} | {mean(s.deltas):+.1f} ± {spread(s.deltas):.1f} "
+                     f"| {s.wins}/{len(s.seeds)} | {worst_text} | {'yes' if s.meets(miou_margin, fp_margin) else 'no'} |")
+    return "\n".join(lines)

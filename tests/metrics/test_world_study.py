@@ -1,0 +1,83 @@
+"""The world study's config composition and per-world summary (clims_core/metrics/world_study.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from clims_core.config import validate_config
+from clims_core.metrics.world_study import (WorldSummary, markdown_table, mean, row_from_evals, run_config, spread,
+                                            summarise, world_names)
+from tests.e2e.workflow import REPO
+
+WORLDS = REPO / "config" / "worlds"
+
+
+def _row(world, seed, cam, clims, cam_fp, clims_fp, recipe="default"):
+    return {"world": world, "seed": seed, "recipe": recipe, "size": "reduced",
+            "methods": {"cam": {"miou": cam, "fp": cam_fp}, "clims": {"miou": clims, "fp": clims_fp}}}
+
+
+def test_splits_name_every_world_once_and_expand():
+    splits = yaml.safe_load((WORLDS / "splits.yaml").read_text())
+    overlays = {path.stem for path in WORLDS.glob("*.yaml")} - {"splits"}
+    assert sorted(splits["tune"] + splits["confirm"]) == sorted(overlays | {"demo"})
+    assert not set(splits["tune"]) & set(splits["confirm"])
+    assert world_names(WORLDS, ["tune"]) == splits["tune"]
+    assert world_names(WORLDS, ["all", "small_parts"]) == splits["tune"] + splits["confirm"]
+    with pytest.raises(ValueError, match="unknown world 'atlantis'.*tune / confirm / all"):
+        world_names(WORLDS, ["atlantis"])
+
+
+def test_run_config_orders_size_world_seed_recipe():
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    size = yaml.safe_load((REPO / "config" / "reduced.yaml").read_text())
+    crowded = yaml.safe_load((WORLDS / "crowded_96.yaml").read_text())
+    four = yaml.safe_load((WORLDS / "four_classes.yaml").read_text())
+    recipe = {"cam": {"clims": {"lr": 0.0005}}, "demo_world": {"image_size": 64}}
+    config = run_config(base, crowded, size, [recipe], seed=3, methods=["cam", "clims"])
+    assert config["demo_world"]["image_size"] == 64          # the recipe is applied last
+    assert config["demo_world"]["max_objects"] == 5          # the world's own setting
+    assert config["demo_world"]["n_train_aug"] == 800        # the size overlay's
+    assert config["seed"] == config["demo_world"]["seed"] == 3
+    assert config["cam"]["clims"]["lr"] == 0.0005 and config["cam"]["methods"] == ["cam", "clims"]
+    assert run_config(base, crowded, size, [], 0, ["cam"])["demo_world"]["image_size"] == 96  # world beats size
+    assert base["demo_world"].get("n_train_aug") != 800      # the base config is not modified
+    four_config = run_config(base, four, size, [], 1, ["cam", "clims"])
+    validated = validate_config(four_config, base_dir=REPO)  # null drops the base's bird and person pairs
+    assert set(validated["eval"]["confounders"]) == {"aeroplane", "boat", "car", "train"}
+
+
+def test_row_from_evals_rounds_and_skips_undefined_rates():
+    evals = {"cam": {"miou": 41.23456, "best_threshold": 0.4,
+                     "confounder_fp": {"train/railroad": {"rate": 0.123456}, "boat/water": {"rate": None}}}}
+    row = row_from_evals("small_parts", 2, "default", "reduced", evals)
+    assert row == {"world": "small_parts", "seed": 2, "recipe": "default", "size": "reduced",
+                   "methods": {"cam": {"miou": 41.23, "fp": {"train/railroad": 12.35}, "best_threshold": 0.4}}}
+
+
+def test_summarise_pairs_seeds_and_finds_the_worst_pair():
+    rows = [_row("a", 0, 40.0, 45.0, {"p": 10.0, "q": 5.0}, {"p": 4.0, "q": 9.0}),
+            _row("a", 1, 50.0, 49.0, {"p": 20.0, "q": 5.0}, {"p": 10.0, "q": 6.0}),
+            _row("b", 0, 30.0, 36.0, {"p": 10.0}, {"p": 11.0}),
+            _row("a", 2, 45.0, 52.0, {"p": 10.0, "q": 5.0}, {"p": 10.0, "q": 5.0}, recipe="other"),
+            {"world": "b", "seed": 1, "recipe": "default", "size": "reduced", "methods": {"cam": {"miou": 1, "fp": {}}}}]
+    a, b, other = summarise(rows)
+    assert (a.world, a.recipe, a.seeds, b.seeds, other.recipe) == ("a", "default", [0, 1], [0], "other")
+    assert a.deltas == [5.0, -1.0] and a.wins == 1
+    assert a.fp_change == {"p": -8.0, "q": 2.5} and a.worst_pair == ("q", 2.5)
+    assert not a.meets(miou_margin=2.0, fp_margin=2.0)       # q rose 2.5 points
+    assert a.meets(miou_margin=2.0, fp_margin=3.0)           # mean delta 2.0
+    assert not a.meets(miou_margin=2.1, fp_margin=3.0)
+    assert b.meets(3.0, 2.0) and spread(b.deltas) == 0.0
+    assert spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)     # sample sd
+    table = markdown_table([a, b])
+    assert "| a | default | 2 | 45.0 ± 7.1 | 47.0 ± 2.8 | +2.0 ± 4.2 | 1/2 | q +2.5 | no |" in table
+    assert "| b | default | 1 | 30.0 ± 0.0 | 36.0 ± 0.0 | +6.0 ± 0.0 | 1/1 | p +1.0 | yes |" in table
+
+
+def test_a_rerun_seed_counts_once():
+    rows = [_row("a", 0, 40.0, 30.0, {}, {}), _row("a", 0, 40.0, 46.0, {}, {})]
+    (summary,) = summarise(rows)
+    assert summary.deltas == [6.0] and summary.worst_pair is None and mean(summary.method) == 46.0
+    assert isinstance(summary, WorldSummary)
