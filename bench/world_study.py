@@ -3,8 +3,8 @@
 Each (world, seed) runs `snakemake --until eval_cams` in its own folder (config/config.yaml <- the size overlay <-
 config/worlds/<world>.yaml <- the seed <- the recipe overlays); recipes of one (world, seed) share its folder, so they
 reuse its world, CLIP and plain CAM. One JSON line per run goes to --jsonl; the end prints, per world, the plain CAM
-and CLIMS mIoU (mean ± sd over seeds), their paired difference, wins and the worst confounder pair's FP change
-(clims_core/metrics/world_study.py). Worlds: names, or `tune` / `confirm` / `all` (config/worlds/splits.yaml).
+and CLIMS mIoU (mean ± sd over seeds), their paired difference, wins, the worst confounder pair's FP change and what
+CLIP fine-tuning did to the stuff test's masked-object accuracy (clims_core/metrics/world_study.py). Worlds: names, or `tune` / `confirm` / `all` (config/worlds/splits.yaml).
 
     python bench/world_study.py --worlds tune --seeds 0 1 2 --size reduced --out /tmp/world_study \
         --jsonl docs/experiments/world_study_reduced_cpu.jsonl [--recipes config/recipes/x.yaml ...]
@@ -38,19 +38,22 @@ SIZES = {"reduced": REPO / "config" / "reduced.yaml", "full": None}
 def _snakemake(workdir: Path, cores: int, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores),
-               "--until", "eval_cams", *args]
+               "--until", "eval_cams", "eval_clip", *args]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def _eval_files(workdir: Path, cores: int) -> dict[str, Path]:
-    """Each method's eval_train.json in this config's DAG (Snakemake's --summary lists exactly those paths)."""
+def _eval_files(workdir: Path, cores: int) -> tuple[dict[str, Path], Path | None]:
+    """Each method's eval_train.json and eval_clip's JSON in this config's DAG (Snakemake's --summary lists exactly
+    this config's paths, whatever else earlier recipes left in the folder)."""
     summary = _snakemake(workdir, cores, "--summary")
-    files = {}
+    files, clip = {}, None
     for line in summary.stdout.splitlines():
         path, *_ = line.split("\t")
         if path.endswith("/eval_train.json") and path.startswith("results/cams/"):
             files[Path(path).parent.name.split("-")[0]] = workdir / path
-    return files
+        elif path.endswith("/clip_eval.json"):
+            clip = workdir / path
+    return files, clip
 
 
 def _commit() -> str:
@@ -93,9 +96,10 @@ def main() -> None:
                         print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "
                               f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
                         continue
-                    evals = {method: json.loads(path.read_text())
-                             for method, path in _eval_files(workdir, args.cores).items()}
-                    row = row_from_evals(world, seed, recipe, args.size, evals)
+                    cam_files, clip_file = _eval_files(workdir, args.cores)
+                    evals = {method: json.loads(path.read_text()) for method, path in cam_files.items()}
+                    row = row_from_evals(world, seed, recipe, args.size, evals,
+                                         json.loads(clip_file.read_text()) if clip_file else None)
                     row.update(commit=_commit(), wall_s=wall)
                     with open(args.jsonl, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")

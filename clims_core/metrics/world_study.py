@@ -49,15 +49,21 @@ def run_config(base: dict, world_overlay: dict | None, size_overlay: dict | None
     return config
 
 
-def row_from_evals(world: str, seed: int, recipe: str, size: str, evals: dict[str, dict]) -> dict:
-    """One study row from each method's ``eval_train.json`` (eval_cams)."""
+def row_from_evals(world: str, seed: int, recipe: str, size: str, evals: dict[str, dict],
+                   clip_eval: dict | None = None) -> dict:
+    """One study row from each method's ``eval_train.json`` (eval_cams) and eval_clip's ``clip_eval.json``: per CLIP
+    (pretrained, finetuned) its zero-shot mAP and the stuff test's masked-crop accuracies, in percent."""
+    clips = {name: {"zero_shot_map": round(100 * result["zero_shot_map"], 2),
+                    "object_accuracy": round(100 * result["stuff_test"]["object_accuracy"], 2),
+                    "stuff_accuracy": round(100 * result["stuff_test"]["stuff_accuracy"], 2)}
+             for name, result in (clip_eval or {}).items()}
     methods = {}
     for method, result in evals.items():
         fp = {pair: round(100 * value["rate"], 2) for pair, value in result["confounder_fp"].items()
               if value["rate"] is not None}
         methods[method] = {"miou": round(result["miou"], 2), "fp": fp,
                            "best_threshold": result.get("best_threshold")}
-    return {"world": world, "seed": seed, "recipe": recipe, "size": size, "methods": methods}
+    return {"world": world, "seed": seed, "recipe": recipe, "size": size, "methods": methods, "clip": clips}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class WorldSummary:
     baseline: list[float]           # plain CAM mIoU per seed
     method: list[float]             # the method's mIoU per seed
     fp_change: dict[str, float]     # mean over seeds of (method FP - baseline FP) per pair, in points
+    clip_object_change: list[float]  # per seed with both CLIPs: fine-tuned minus pretrained masked-object accuracy
 
     @property
     def deltas(self) -> list[float]:
@@ -110,20 +117,25 @@ def summarise(rows: list[dict], method: str = "clims", baseline: str = "cam") ->
                                           for r in group)))
         fp_change = {pair: round(mean([r["methods"][method]["fp"][pair] - r["methods"][baseline]["fp"][pair]
                                        for r in group]), 2) for pair in pairs}
+        clip_change = [r["clip"]["finetuned"]["object_accuracy"] - r["clip"]["pretrained"]["object_accuracy"]
+                       for r in group if {"finetuned", "pretrained"} <= set(r.get("clip", {}))]
         summaries.append(WorldSummary(world, recipe, [r["seed"] for r in group],
                                       [r["methods"][baseline]["miou"] for r in group],
-                                      [r["methods"][method]["miou"] for r in group], fp_change))
+                                      [r["methods"][method]["miou"] for r in group], fp_change,
+                                      [round(change, 2) for change in clip_change]))
     return summaries
 
 
 def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_margin: float = 2.0) -> str:
     """The per-world table: means ± sample sd over seeds, paired delta, wins, worst pair, target met."""
-    lines = ["| world | recipe | seeds | plain CAM | CLIMS | delta | wins | worst pair FP change | target |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| world | recipe | seeds | plain CAM | CLIMS | delta | wins | worst pair FP change | target "
+             "| CLIP fine-tuning: object crops |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         worst = s.worst_pair
         worst_text = f"{worst[0]} {worst[1]:+.1f}" if worst else "-"
+        clip_text = f"{mean(s.clip_object_change):+.1f}" if s.clip_object_change else "-"
         lines.append(f"| {s.world} | {s.recipe} | {len(s.seeds)} | {mean(s.baseline):.1f} ± {spread(s.baseline):.1f} "
                      f"| {mean(s.method):.1f} ± {spread(s.method):.1f} | {mean(s.deltas):+.1f} ± {spread(s.deltas):.1f} "
-                     f"| {s.wins}/{len(s.seeds)} | {worst_text} | {'yes' if s.meets(miou_margin, fp_margin) else 'no'} |")
+                     f"| {s.wins}/{len(s.seeds)} | {worst_text} | {'yes' if s.meets(miou_margin, fp_margin) else 'no'} "
+                     f"| {clip_text} |")
     return "\n".join(lines)

@@ -51,9 +51,16 @@ def test_run_config_orders_size_world_seed_recipe():
 def test_row_from_evals_rounds_and_skips_undefined_rates():
     evals = {"cam": {"miou": 41.23456, "best_threshold": 0.4,
                      "confounder_fp": {"train/railroad": {"rate": 0.123456}, "boat/water": {"rate": None}}}}
-    row = row_from_evals("small_parts", 2, "default", "reduced", evals)
+    clip = {name: {"zero_shot_map": 0.9, "stuff_test": {"object_accuracy": acc, "stuff_accuracy": 0.5}}
+            for name, acc in (("pretrained", 0.92), ("finetuned", 0.391))}
+    row = row_from_evals("small_parts", 2, "default", "reduced", evals, clip)
     assert row == {"world": "small_parts", "seed": 2, "recipe": "default", "size": "reduced",
-                   "methods": {"cam": {"miou": 41.23, "fp": {"train/railroad": 12.35}, "best_threshold": 0.4}}}
+                   "methods": {"cam": {"miou": 41.23, "fp": {"train/railroad": 12.35}, "best_threshold": 0.4}},
+                   "clip": {"pretrained": {"zero_shot_map": 90.0, "object_accuracy": 92.0, "stuff_accuracy": 50.0},
+                            "finetuned": {"zero_shot_map": 90.0, "object_accuracy": 39.1, "stuff_accuracy": 50.0}}}
+    (summary,) = summarise([{**row, "methods": {**row["methods"], "clims": row["methods"]["cam"]}}])
+    assert summary.clip_object_change == [-52.9]
+    assert markdown_table([summary]).endswith("| -52.9 |")
 
 
 def test_summarise_pairs_seeds_and_finds_the_worst_pair():
@@ -72,8 +79,8 @@ def test_summarise_pairs_seeds_and_finds_the_worst_pair():
     assert b.meets(3.0, 2.0) and spread(b.deltas) == 0.0
     assert spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)     # sample sd
     table = markdown_table([a, b])
-    assert "| a | default | 2 | 45.0 ± 7.1 | 47.0 ± 2.8 | +2.0 ± 4.2 | 1/2 | q +2.5 | no |" in table
-    assert "| b | default | 1 | 30.0 ± 0.0 | 36.0 ± 0.0 | +6.0 ± 0.0 | 1/1 | p +1.0 | yes |" in table
+    assert "| a | default | 2 | 45.0 ± 7.1 | 47.0 ± 2.8 | +2.0 ± 4.2 | 1/2 | q +2.5 | no | - |" in table
+    assert "| b | default | 1 | 30.0 ± 0.0 | 36.0 ± 0.0 | +6.0 ± 0.0 | 1/1 | p +1.0 | yes | - |" in table
 
 
 def test_a_rerun_seed_counts_once():
