@@ -196,9 +196,9 @@ def _check_refine(config: dict, base: Path) -> None:
     low, high = refine["irn"]["scale_range"]
     if low > high:
         raise ConfigError(f"config key 'refine.irn.scale_range': expected [low, high] with low <= high, got {[low, high]}")
-    if refine["ir_label"]["bg_thres"] > refine["ir_label"]["fg_thres"]:
-        raise ConfigError(f"config key 'refine.ir_label.bg_thres': expected <= fg_thres "
-                          f"({refine['ir_label']['fg_thres']}), got {refine['ir_label']['bg_thres']}")
+    fg, bg = refine["ir_label"]["fg_thres"], refine["ir_label"]["bg_thres"]
+    if "auto" not in (fg, bg) and bg > fg:
+        raise ConfigError(f"config key 'refine.ir_label.bg_thres': expected <= fg_thres ({fg}), got {bg}")
 
 
 def _check_seg(config: dict, base: Path) -> None:

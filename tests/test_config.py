@@ -65,6 +65,8 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         (lambda c: c["demo_world"].update(enabled=False), "config key 'data.root': expected the path"),
         (lambda c: c["cam"].update(pretrain_trunk={"scale": [0.9, 0.5]}), "config key 'cam.pretrain_trunk.scale': expected [low, high]"),
         (lambda c: c["refine"]["irn"].update(trunk="imagenet"), "config key 'refine.irn.trunk': imagenet needs cam.backbone_weights"),
+        (lambda c: c["refine"]["ir_label"].update(fg_thres="automatic"), "config key 'refine.ir_label.fg_thres': 'automatic' does not match '^auto$'"),
+        (lambda c: c["refine"]["crf"].update(bg_thres=1.5), "config key 'refine.crf.bg_thres': 1.5 is greater than or equal to the maximum of 1"),
     ],
 )
 def test_bad_demo_config_is_one_line_naming_the_key(edit, expected):
@@ -83,6 +85,13 @@ def test_missing_dataset_folder_and_split_list(tmp_path, voc_tree):
         validate_config(voc_config(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match=r"config key 'data.splits.train_aug': list file .*train_aug.txt does not exist"):
         validate_config(voc_config(voc_tree.root))  # voc12.yaml expects ImageSets/SegmentationAug/train_aug.txt
+
+
+def test_auto_refinement_thresholds_validate():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["refine"].update(ir_label={"fg_thres": "auto", "bg_thres": "auto"}, crf={"bg_thres": "auto"})
+    refine = validate_config(config, base_dir=REPO)["refine"]
+    assert refine["ir_label"] == {"fg_thres": "auto", "bg_thres": "auto", "bg_precision": 0.98}
 
 
 def test_validation_does_not_mutate_the_input():

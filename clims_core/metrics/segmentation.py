@@ -53,6 +53,20 @@ def scores_from_confusion(conf: np.ndarray) -> dict[str, np.ndarray | float]:
             "miou": float(iou[present].mean()) if present.any() else float("nan")}
 
 
+def background_precision(conf: np.ndarray) -> float:
+    """Share of the pixels predicted background that are background (NaN when none is predicted)."""
+    conf = np.asarray(conf, dtype=np.float64)
+    predicted = conf[:, 0].sum()
+    return float(conf[0, 0] / predicted) if predicted > 0 else float("nan")
+
+
+def foreground_precision(conf: np.ndarray) -> float:
+    """Share of the pixels predicted as some class that are that class (NaN when none is predicted)."""
+    conf = np.asarray(conf, dtype=np.float64)
+    predicted = conf[:, 1:].sum()
+    return float(np.trace(conf[1:, 1:]) / predicted) if predicted > 0 else float("nan")
+
+
 def cams_to_label(cams: np.ndarray, keys: np.ndarray, threshold: float) -> np.ndarray:
     """IRNet's rule: a background plane of constant ``threshold`` at index 0, argmax, then class ids ``keys + 1``.
 

@@ -24,7 +24,8 @@ from clims_core.io.atomic import atomic_path, write_json, write_text
 from clims_core.io.cam_store import CamStore
 from clims_core.io.masks import load_mask
 from clims_core.metrics.results import confounder_pairs, fraction, load_stuff_mask, percent, tsv_cell
-from clims_core.metrics.segmentation import DEFAULT_THRESHOLDS, SweepCounts, scores_from_confusion, sweep_image
+from clims_core.metrics.segmentation import (DEFAULT_THRESHOLDS, SweepCounts, background_precision, foreground_precision,
+                                             scores_from_confusion, sweep_image)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,9 @@ def summarize(counts: SweepCounts, manifest: Manifest) -> dict[str, Any]:
         "miou": percent(curve[best]),
         "per_class": {name: {key: percent(at_best[key][i]) for key in ("iou", "precision", "recall")}
                       for i, name in enumerate(names)},
+        # How trustworthy each side of the plane is at each threshold: what refine's "auto" thresholds read.
+        "background_precision_per_threshold": [fraction(p) for p in map(background_precision, counts.confusion)],
+        "foreground_precision_per_threshold": [fraction(p) for p in map(foreground_precision, counts.confusion)],
     }
     if counts.pairs:
         keys = [f"{manifest.classes[c - 1]}/{manifest.stuff_classes[s - 1]}" for c, s in counts.pairs]

@@ -50,10 +50,22 @@ def test_demo_plans_pretrain_trunk_only_with_the_overlay(tmp_path):
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert "pretrain_trunk" not in planned_jobs(plain)
     overlay = yaml.safe_load((REPO / "config" / "demo_pretrained_trunk.yaml").read_text())
-    assert overlay["cam"]["pretrain_trunk"]["enabled"] and overlay["cam"]["backbone"]["norm"] == "frozen"
-    config = demo_config_with({**overlay, "refine": {"irn": {"trunk": "auto"}}, "seg": {"init": "imagenet"}})
+    assert overlay["cam"]["pretrain_trunk"]["enabled"]
+    config = demo_config_with(overlay, {"refine": {"irn": {"trunk": "auto"}}})
     result = snakemake(tmp_path / "trunk", config, "--dag")
     assert result.returncode == 0, result.stderr[-3000:]
     edges = dag_edges(result.stdout)
     assert ("make_demo_world", "pretrain_trunk") in edges
     assert {("pretrain_trunk", rule) for rule in ("train_cam", "train_irn", "train_seg")} <= edges, edges
+
+
+def test_auto_refinement_thresholds_read_the_cam_evaluation(tmp_path):
+    """refine.ir_label / refine.crf 'auto' make the refiners wait for eval_cams; hand values do not."""
+    edges = {}
+    for name, thresholds in (("hand", {}), ("auto", {"ir_label": {"fg_thres": "auto", "bg_thres": "auto"},
+                                                     "crf": {"bg_thres": "auto"}})):
+        result = snakemake(tmp_path / name, demo_config_with({"refine": thresholds}), "--dag")
+        assert result.returncode == 0, result.stderr[-3000:]
+        edges[name] = dag_edges(result.stdout)
+    assert {("eval_cams", "cam_to_ir_label"), ("eval_cams", "crf_masks")} <= edges["auto"]
+    assert not {e for e in edges["hand"] if e[0] == "eval_cams" and e[1] in ("cam_to_ir_label", "crf_masks")}

@@ -90,6 +90,10 @@ def test_shifted_cam_hand_computed(hand_world: dict, tmp_path: Path) -> None:
     assert result["best_threshold"] == 0.5 and result["miou"] == pytest.approx(high, abs=1e-3)
     assert result["per_class"]["train"] == pytest.approx({"iou": 50.0, "precision": 100.0, "recall": 50.0})
     assert result["per_class"]["background"] == pytest.approx({"iou": 80.0, "precision": 80.0, "recall": 100.0})
+    # below 0.5: 16 pixels predicted background, 12 of them are (a: columns 0 and 3, b: rows 2-3), 16 predicted a
+    # class, 12 right; from 0.5: 16 of 20 background, 12 of 12 foreground
+    assert result["background_precision_per_threshold"] == pytest.approx([0.75] * 9 + [0.8] * 6)
+    assert result["foreground_precision_per_threshold"] == pytest.approx([0.75] * 9 + [1.0] * 6)
     # railroad visible as background in a (labelled train): row 3, columns 2-3; column 2 is train only below 0.5
     assert result["confounder_fp"] == {"train/railroad": {"rate": 0.0, "pixels": 2}}
     assert result["confounder_fp_per_threshold"]["train/railroad"] == [0.5] * 9 + [0.0] * 6

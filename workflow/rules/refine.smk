@@ -12,11 +12,20 @@ if _IRN_TRUNK == "auto":  # as clims_core.stages.train_irn.resolve_trunk (not im
 _IRN_SECTION = [REFINE["irn"], CFG["seed"]]
 if _IRN_TRUNK == "imagenet":
     _IRN_SECTION += [CAM["backbone"], TRUNK_WEIGHTS_TAG]
-IR_TAGS = {m: tag([_CRF, REFINE["ir_label"]], CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS}
+# 'auto' thresholds are read from each method's eval_cams JSON (clims_core/refine/thresholds.py): the tags then
+# also cover the evaluation's thresholds, and the rules take the JSON as an input.
+_IR_AUTO = "auto" in (REFINE["ir_label"]["fg_thres"], REFINE["ir_label"]["bg_thres"])
+_CRF_AUTO = REFINE["crf"]["bg_thres"] == "auto"
+_EVAL_SECTION = [CFG["eval"]["cam_thresholds"]]
+# what cam_to_ir_label reads: bg_precision only when bg_thres is auto
+_IR_LABEL = {k: v for k, v in REFINE["ir_label"].items() if k != "bg_precision" or REFINE["ir_label"]["bg_thres"] == "auto"}
+IR_TAGS = {m: tag([_CRF, _IR_LABEL, *(_EVAL_SECTION if _IR_AUTO else [])], CAM_TAGS[m], CAMS_TAG)
+           for m in REFINE_METHODS}
 IRN_TAGS = {m: tag(_IRN_SECTION, IR_TAGS[m], *([CAM_TAGS[m]] if _IRN_TRUNK == "cam" else [])) for m in REFINE_METHODS}
 MASK_TAGS = {
     "irn": {m: tag(REFINE["random_walk"], IRN_TAGS[m], CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS},
-    "crf": {m: tag([_CRF, REFINE["crf"]], CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS},
+    "crf": {m: tag([_CRF, REFINE["crf"], *(_EVAL_SECTION if _CRF_AUTO else [])], CAM_TAGS[m], CAMS_TAG)
+            for m in REFINE_METHODS},
 }
 
 
@@ -64,15 +73,21 @@ def shard_settings(wildcards) -> dict:
     return {"shard": shard, "shards": REFINE_SHARDS}
 
 
+def cam_eval_input(automatic: bool):
+    """The method's eval_cams JSON as an input where 'auto' thresholds read it, else nothing."""
+    return lambda wc: {"cam_eval": CAM_EVAL[wc.method]} if automatic else {}
+
+
 rule cam_to_ir_label:
     input:
+        unpack(cam_eval_input(_IR_AUTO)),
         manifest=MANIFEST,
         store=lambda wc: cam_store(wc.method),
     output:
         f"{RESULTS}/ir_labels/{{method}}-{{tag}}/{_OUT}",
     params:
         crf=_CRF,
-        ir_label=REFINE["ir_label"],
+        ir_label=_IR_LABEL,
         shard=shard_settings,
         code=code("cam_to_ir_label"),
     threads: 8
@@ -147,6 +162,7 @@ rule make_pseudo_masks:
 
 rule crf_masks:
     input:
+        unpack(cam_eval_input(_CRF_AUTO)),
         manifest=MANIFEST,
         store=lambda wc: cam_store(wc.method),
     output:

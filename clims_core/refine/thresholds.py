@@ -1,0 +1,65 @@
+"""Refinement thresholds from the data instead of by hand: ``auto`` reads the CAMs' own evaluation on the
+pixel-labeled split (eval_cams' JSON), so a dataset whose CAMs are broader or sharper than the demo's gets planes that
+fit its CAMs. Hand values stay overrides (and ``config/voc12.yaml`` keeps IRNet's).
+
+- the CAMs' best background threshold t* (where thresholded CAMs best match the labeled masks) is the plane of the
+  confident foreground (``ir_label.fg_thres``) and of the CRF's unary (``crf.bg_thres``);
+- the confident background plane (``ir_label.bg_thres``) is the largest threshold whose background is still at least
+  ``bg_precision`` pure (share of the pixels below the plane that are background), never above t*.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+
+
+def confident_background_threshold(cam_eval: dict[str, Any], bg_precision: float) -> float:
+    """The largest threshold <= the best one whose background precision is at least ``bg_precision`` (the lowest
+    threshold when none is)."""
+    best = cam_eval["best_threshold"]
+    pure = [t for t, p in zip(cam_eval["thresholds"], cam_eval["background_precision_per_threshold"])
+            if t <= best and p is not None and p >= bg_precision]
+    if not pure:
+        log.warning("no background threshold reaches precision %.3f; using the lowest, %g", bg_precision,
+                    cam_eval["thresholds"][0])
+        return float(cam_eval["thresholds"][0])
+    return float(max(pure))
+
+
+def resolve_ir_label(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dict[str, float]:
+    """``refine.ir_label`` with ``auto`` replaced by the values of this method's CAM evaluation."""
+    fg, bg = section["fg_thres"], section["bg_thres"]
+    if AUTO in (fg, bg) and cam_eval is None:
+        raise ValueError("refine.ir_label: 'auto' needs the CAMs' evaluation on the pixel-labeled train split")
+    if fg == AUTO:
+        fg = float(cam_eval["best_threshold"])
+    if bg == AUTO:
+        bg = min(confident_background_threshold(cam_eval, section["bg_precision"]), fg)
+    if AUTO in (section["fg_thres"], section["bg_thres"]):
+        log.info("refine.ir_label from the CAMs' evaluation: fg_thres %g (given %s), bg_thres %g (given %s)",
+                 fg, section["fg_thres"], bg, section["bg_thres"])
+    return {"fg_thres": fg, "bg_thres": bg}
+
+
+def resolve_crf(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dict[str, Any]:
+    """``refine.crf`` with an ``auto`` background plane replaced by the CAMs' best threshold."""
+    if section["bg_thres"] != AUTO:
+        return dict(section)
+    if cam_eval is None:
+        raise ValueError("refine.crf.bg_thres: 'auto' needs the CAMs' evaluation on the pixel-labeled train split")
+    log.info("refine.crf.bg_thres auto: %g, the CAMs' best threshold", cam_eval["best_threshold"])
+    return {**section, "bg_thres": float(cam_eval["best_threshold"])}
+
+
+def read_cam_eval(path: str | Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
