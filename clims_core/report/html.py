@@ -153,6 +153,11 @@ def _mious(entries: Mapping[str, Mapping[str, Any]], name: Callable[[str], str])
 def glance_section(summary: Mapping[str, Any]) -> str:
     """The claims of the run in one table: which stage, what was compared, the figures."""
     rows: list[list[Cell | str]] = []
+    trunk = summary.get("trunk")
+    if trunk:
+        rows.append(["trunk", "held-out word mAP on the captions corpus (pretrain_trunk)",
+                     Cell(f"before {number(trunk['heldout_map']['before'])}, after "
+                          f"{number(trunk['heldout_map']['after'])}")])
     clip = summary.get("clip", {})
     if clip:
         maps = ", ".join(f"{escape(name)} {number(entry['zero_shot_map'])}" for name, entry in clip.items())
@@ -174,6 +179,21 @@ def glance_section(summary: Mapping[str, Any]) -> str:
     if not rows:
         return ""
     return section("glance", "At a glance", table(["stage", "measure", "this run"], rows))
+
+
+def trunk_section(trunk: Mapping[str, Any]) -> str:
+    """pretrain_trunk, the demo's stand-in for ImageNet: how well the trunk names each word of held-out captions."""
+    per_word = trunk["heldout_ap_per_word"]
+    words = list(dict.fromkeys(w for stage in per_word.values() for w in stage))
+    values = [[per_word.get("before", {}).get(w), per_word.get("after", {}).get(w)] for w in words]
+    rows = [[Cell(escape(w)), *cells] for w, cells in zip(words, numeric_cells(values, per="row"))]
+    mean_row = [Cell("<b>mAP</b>"), *numeric_cells([[trunk["heldout_map"].get("before"),
+                                                      trunk["heldout_map"].get("after")]])[0]]
+    note = (f"The trunk learns to name the class and stuff words of each caption ({number(trunk.get('epochs'))} "
+            "epochs on the captions corpus, never a train or val image); AP per word on held-out caption images, "
+            "before (random init) and after. Its weights start every method where VOC starts from ImageNet.")
+    return section("trunk", "Pretrained trunk", table(["word", "before", "after"], [*rows, mean_row])
+                   + f'<p class="note">{escape(note)}</p>')
 
 
 def clip_section(clip: Mapping[str, Mapping[str, Any]]) -> str:
@@ -347,7 +367,7 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-TITLES = {"glance": "At a glance", "clip": "CLIP", "cams": "CAMs", "figures": "Figures", "masks": "Pseudo masks",
+TITLES = {"glance": "At a glance", "trunk": "Trunk", "clip": "CLIP", "cams": "CAMs", "figures": "Figures", "masks": "Pseudo masks",
           "seg": "Segmentation", "provenance": "Provenance"}
 
 

@@ -49,6 +49,14 @@ def clip_section(clip_eval: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
+def trunk_section(metrics: dict[str, Any]) -> dict[str, Any]:
+    """pretrain_trunk's metrics (already in percent): held-out word mAP and AP per word, before and after."""
+    return {"heldout_map": {k: round(v, 2) for k, v in metrics["heldout_map"].items()},
+            "heldout_ap_per_word": {k: {w: round(ap, 2) for w, ap in per_word.items()}
+                                    for k, per_word in metrics["heldout_ap_per_word"].items()},
+            "epochs": len(metrics["loss_per_epoch"]), "pairs": metrics.get("pairs")}
+
+
 def metric_entry(result: dict[str, Any]) -> dict[str, Any]:
     """mIoU, per-class IoU and confounder false-positive rates (percent) of a CAM or pseudo-mask evaluation JSON.
 
@@ -107,9 +115,12 @@ def _section(paths: dict[str, str | Path], make: Any, kind: str) -> dict[str, An
 
 def build_summary(clip_eval: str | Path | None = None, cam_evals: dict[str, str | Path] | None = None,
                   benchmarks: dict[str, str | Path] | None = None, mask_evals: dict[str, str | Path] | None = None,
-                  seg_evals: dict[str, str | Path] | None = None, provenance: dict[str, Any] | None = None) -> dict:
+                  seg_evals: dict[str, str | Path] | None = None, provenance: dict[str, Any] | None = None,
+                  trunk_metrics: str | Path | None = None) -> dict:
     """The summary of whatever ran: each argument left empty leaves its section out."""
     summary: dict[str, Any] = {}
+    if trunk_metrics:
+        summary["trunk"] = trunk_section(_read(trunk_metrics))
     if clip_eval:
         summary["clip"] = clip_section(_read(clip_eval))
     if cam_evals:

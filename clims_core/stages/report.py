@@ -133,6 +133,8 @@ def build(settings: ReportSettings, summary: Mapping[str, Any], manifest: Manife
     cams = summary.get("cams", {})
     baseline = resolve_baseline(settings, list(cams))
     sections["glance"] = html.glance_section(summary)
+    if summary.get("trunk"):
+        sections["trunk"] = html.trunk_section(summary["trunk"])
     if "clip" in summary:
         sections["clip"] = html.clip_section(summary["clip"])
     if cams:

@@ -142,3 +142,21 @@ def test_pseudo_mask_columns_pick_one_refiner_per_method():
     assert figure_mask_dirs(dirs, "cam") == {"cam/irn": Path("b"), "clims/crf": Path("c")}
     assert figure_mask_dirs(dirs, "puzzlecam") == {"puzzlecam/irn": Path("d"), "clims/crf": Path("c")}
     assert figure_mask_dirs({}, "cam") == {}
+
+
+def test_trunk_section_from_pretrain_trunks_metrics(stage_outputs: dict, tmp_path: Path):
+    metrics = tmp_path / "trunk.json"
+    metrics.write_text(json.dumps({"heldout_map": {"before": 24.83, "after": 94.2}, "loss_per_epoch": [0.4, 0.2, 0.1],
+                                   "heldout_ap_per_word": {"before": {"train": 21.8, "sky": 43.2},
+                                                           "after": {"train": 99.2, "sky": 78.8}}, "pairs": 3000}))
+    sections, html_path, _ = _report(stage_outputs, tmp_path, cam_evals={"cam": stage_outputs["evals"]["cam"]},
+                                     trunk_metrics=metrics)
+    assert sections[:3] == ["glance", "trunk", "cams"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["trunk"] == {"heldout_map": {"before": 24.83, "after": 94.2}, "epochs": 3, "pairs": 3000,
+                                "heldout_ap_per_word": {"before": {"train": 21.8, "sky": 43.2},
+                                                        "after": {"train": 99.2, "sky": 78.8}}}
+    page = parse(html_path)
+    assert page.sections["trunk"]["table"] == 1
+    text = html_path.read_text(encoding="utf-8")
+    assert "before 24.8, after 94.2" in text and "99.2" in text and "3 epochs" in text

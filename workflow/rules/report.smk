@@ -85,6 +85,7 @@ def provenance(wildcards) -> dict:
 
 rule summary:
     input:
+        unpack(lambda wildcards: {"trunk_metrics": TRUNK_METRICS} if PRETRAIN_TRUNK else {}),  # rules/trunk.smk
         clip_eval=CLIP_EVAL,
         cam_evals=lambda wildcards: list(CAM_EVAL.values()),
         mask_evals=lambda wildcards: list(MASK_EVAL.values()),

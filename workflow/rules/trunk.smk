@@ -18,6 +18,7 @@ _TRUNK_PARAMS = {
 TRUNK_PRETRAIN_TAG = tag([{k: v for k, v in _PRETRAIN_TRUNK.items() if k != "enabled"}, _TRUNK_PARAMS, CFG["seed"]],
                          DEMO_TAG if DEMO else str(CAPTIONS))
 TRUNK_PRETRAINED = f"{RESULTS}/trunk/pretrain-{TRUNK_PRETRAIN_TAG}/resnet.pth"
+TRUNK_METRICS = f"{RESULTS}/trunk/pretrain-{TRUNK_PRETRAIN_TAG}/metrics.json"
 TRUNK_WEIGHTS = TRUNK_PRETRAINED if PRETRAIN_TRUNK else CFG["cam"]["backbone_weights"]
 # A config's own weight path is tagged as given (so configs with weights keep their folders); ours by its tag.
 TRUNK_WEIGHTS_TAG = f"pretrain_trunk-{TRUNK_PRETRAIN_TAG}" if PRETRAIN_TRUNK else CFG["cam"]["backbone_weights"]
@@ -30,7 +31,7 @@ rule pretrain_trunk:
         [DEMO_DIR] if DEMO else [f"{CAPTIONS}/captions.tsv"] if CAPTIONS else [],
     output:
         weights=TRUNK_PRETRAINED,
-        metrics=f"{RESULTS}/trunk/pretrain-{TRUNK_PRETRAIN_TAG}/metrics.json",
+        metrics=TRUNK_METRICS,
     params:
         section=_PRETRAIN_TRUNK,
         **_TRUNK_PARAMS,

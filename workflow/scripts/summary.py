@@ -8,4 +8,5 @@ with stage_logging(sm.log[0], "summary"):
 
     summary.run(sm.output[0], clip_eval=sm.input.clip_eval or None, cam_evals=dict(sm.params.cam_evals),
                 mask_evals=dict(sm.params.mask_evals), seg_evals=dict(sm.params.seg_evals),
-                benchmarks=dict(sm.params.benchmarks), provenance=dict(sm.params.provenance))
+                benchmarks=dict(sm.params.benchmarks), provenance=dict(sm.params.provenance),
+                trunk_metrics=sm.input.get("trunk_metrics"))
