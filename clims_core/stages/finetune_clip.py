@@ -95,7 +95,7 @@ def settings_from_config(section: dict, class_names: dict[str, str], seed: int, 
     training = ContrastiveSettings(
         epochs=section["epochs"], batch_size=section["batch_size"], lr=section["lr"],
         weight_decay=section["weight_decay"], optimizer="sgd", momentum=section["momentum"], seed=seed,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, mask_probability=section["mask_probability"],
     )
     return FinetuneClipSettings(training=training, template=section["template"], class_names=dict(class_names),
                                 device=device, threads=threads)

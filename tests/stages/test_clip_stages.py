@@ -86,7 +86,7 @@ def test_finetune_in_two_gloo_processes_matches_one_process(pretrained, tiny_wor
     """finetune_clip under torchrun: features gathered with autograd, so each process's loss is the global batch's
     and DDP's average is one process's gradient: the weight updates agree up to float summation order."""
     section = {"template": "a photo of {names}.", "epochs": 1, "batch_size": 16, "lr": 0.05, "momentum": 0.9,
-               "weight_decay": 1e-3}
+               "weight_decay": 1e-3, "mask_probability": 0.0}
     before = load_clip(None, pretrained[0]).model.state_dict()
     updates = {}
     for processes in (1, 2):
@@ -103,3 +103,14 @@ def test_finetune_in_two_gloo_processes_matches_one_process(pretrained, tiny_wor
     for key in moved:
         one, two = updates[1][key], updates[2][key]
         assert (one - two).norm() <= 1e-3 * one.norm(), key
+
+
+def test_finetune_settings_take_the_masking_share_from_the_config():
+    from clims_core.config import validate_config
+    from tests.e2e.workflow import demo_config_with
+
+    config = validate_config(demo_config_with({"clip": {"finetune_settings": {"mask_probability": 0.4}}}))
+    settings = finetune_clip.settings_from_config(config["clip"]["finetune_settings"], {}, 0, "cpu", 1)
+    assert settings.training.mask_probability == 0.4 and settings.training.optimizer == "sgd"
+    default = validate_config(demo_config_with())["clip"]["finetune_settings"]
+    assert finetune_clip.settings_from_config(default, {}, 0, "cpu", 1).training.mask_probability == 0.0
