@@ -56,6 +56,12 @@ def _eval_files(workdir: Path, cores: int) -> tuple[dict[str, Path], Path | None
     return files, clip
 
 
+def _recipe(spec: str) -> tuple[str, list[dict]]:
+    """'a.yaml+b.yaml' -> ('a+b', [overlay a, overlay b])."""
+    paths = [Path(part) for part in spec.split("+")]
+    return "+".join(path.stem for path in paths), [yaml.safe_load(path.read_text()) or {} for path in paths]
+
+
 def _commit() -> str:
     result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return result.stdout.strip() or "unknown"
@@ -65,10 +71,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", nargs="+", default=["tune"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--recipes", type=Path, nargs="*", default=[],
-                        help="YAML overlays of method settings, each one recipe (none: the config's own, 'default')")
+    parser.add_argument("--recipes", nargs="*", default=[],
+                        help="YAML overlays of method settings, each one recipe; 'a.yaml+b.yaml' merges both in order "
+                             "(none: the config's own, 'default')")
     parser.add_argument("--size", choices=sorted(SIZES), default="reduced")
     parser.add_argument("--methods", nargs="+", default=["cam", "clims"])
+    parser.add_argument("--compare", default="clims", help="the method the table sets against the plain CAM")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
     parser.add_argument("--out", type=Path, required=True, help="scratch folder, one subfolder per (world, seed)")
     parser.add_argument("--jsonl", type=Path, required=True, help="appended: one line per run")
@@ -76,7 +84,7 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and run nothing")
     args = parser.parse_args()
 
-    recipes = [(path.stem, yaml.safe_load(path.read_text()) or {}) for path in args.recipes] or [("default", {})]
+    recipes = [_recipe(spec) for spec in args.recipes] or [("default", [])]
     if not args.table_only:
         base = yaml.safe_load(args.config.read_text())
         size = yaml.safe_load(SIZES[args.size].read_text()) if SIZES[args.size] else None
@@ -87,7 +95,7 @@ def main() -> None:
                 workdir = args.out / f"{args.size}-{world}-s{seed}"
                 for recipe, recipe_overlay in recipes:
                     workdir.mkdir(parents=True, exist_ok=True)
-                    config = run_config(base, overlay, size, [recipe_overlay], seed, args.methods)
+                    config = run_config(base, overlay, size, recipe_overlay, seed, args.methods)
                     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
                     start = time.time()
                     result = _snakemake(workdir, args.cores)
@@ -108,7 +116,8 @@ def main() -> None:
                           flush=True)
     rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
     names = {name for name, _ in recipes}
-    print(markdown_table(summarise([row for row in rows if row["recipe"] in names or args.table_only])))
+    chosen = [row for row in rows if row["recipe"] in names or args.table_only]
+    print(markdown_table(summarise(chosen, method=args.compare), method=args.compare))
 
 
 if __name__ == "__main__":

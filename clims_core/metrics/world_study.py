@@ -126,9 +126,10 @@ def summarise(rows: list[dict], method: str = "clims", baseline: str = "cam") ->
     return summaries
 
 
-def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_margin: float = 2.0) -> str:
+def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_margin: float = 2.0,
+                   method: str = "CLIMS") -> str:
     """The per-world table: means ± sample sd over seeds, paired delta, wins, worst pair, target met."""
-    lines = ["| world | recipe | seeds | plain CAM | CLIMS | delta | wins | worst pair FP change | target "
+    lines = [f"| world | recipe | seeds | plain CAM | {method} | delta | wins | worst pair FP change | target "
              "| CLIP fine-tuning: object crops |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         worst = s.worst_pair
