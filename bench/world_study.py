@@ -4,7 +4,8 @@ Each (world, seed) runs `snakemake --until eval_cams` in its own folder (config/
 config/worlds/<world>.yaml <- the seed <- the recipe overlays); recipes of one (world, seed) share its folder, so they
 reuse its world, CLIP and plain CAM. One JSON line per run goes to --jsonl; the end prints, per world, the plain CAM
 and CLIMS mIoU (mean ± sd over seeds), their paired difference, wins, the worst confounder pair's FP change and what
-CLIP fine-tuning did to the stuff test's masked-object accuracy (clims_core/metrics/world_study.py). Worlds: names, or `tune` / `confirm` / `all` (config/worlds/splits.yaml).
+CLIP fine-tuning did to the stuff test's masked-object accuracy (clims_core/metrics/world_study.py).
+Worlds: names, or `tune` / `confirm` / `all` (config/worlds/splits.yaml).
 
     python bench/world_study.py --worlds tune --seeds 0 1 2 --size reduced --out /tmp/world_study \
         --jsonl docs/experiments/world_study_reduced_cpu.jsonl [--recipes config/recipes/x.yaml ...]

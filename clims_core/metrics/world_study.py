@@ -136,7 +136,8 @@ def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_m
         worst_text = f"{worst[0]} {worst[1]:+.1f}" if worst else "-"
         clip_text = f"{mean(s.clip_object_change):+.1f}" if s.clip_object_change else "-"
         lines.append(f"| {s.world} | {s.recipe} | {len(s.seeds)} | {mean(s.baseline):.1f} ± {spread(s.baseline):.1f} "
-                     f"| {mean(s.method):.1f} ± {spread(s.method):.1f} | {mean(s.deltas):+.1f} ± {spread(s.deltas):.1f} "
+                     f"| {mean(s.method):.1f} ± {spread(s.method):.1f} "
+                     f"| {mean(s.deltas):+.1f} ± {spread(s.deltas):.1f} "
                      f"| {s.wins}/{len(s.seeds)} | {worst_text} | {'yes' if s.meets(miou_margin, fp_margin) else 'no'} "
                      f"| {clip_text} |")
     return "\n".join(lines)

@@ -68,7 +68,8 @@ def test_summarise_pairs_seeds_and_finds_the_worst_pair():
             _row("a", 1, 50.0, 49.0, {"p": 20.0, "q": 5.0}, {"p": 10.0, "q": 6.0}),
             _row("b", 0, 30.0, 36.0, {"p": 10.0}, {"p": 11.0}),
             _row("a", 2, 45.0, 52.0, {"p": 10.0, "q": 5.0}, {"p": 10.0, "q": 5.0}, recipe="other"),
-            {"world": "b", "seed": 1, "recipe": "default", "size": "reduced", "methods": {"cam": {"miou": 1, "fp": {}}}}]
+            {"world": "b", "seed": 1, "recipe": "default", "size": "reduced",
+             "methods": {"cam": {"miou": 1, "fp": {}}}}]
     a, b, other = summarise(rows)
     assert (a.world, a.recipe, a.seeds, b.seeds, other.recipe) == ("a", "default", [0, 1], [0], "other")
     assert a.deltas == [5.0, -1.0] and a.wins == 1

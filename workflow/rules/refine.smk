@@ -18,7 +18,8 @@ _IR_AUTO = "auto" in (REFINE["ir_label"]["fg_thres"], REFINE["ir_label"]["bg_thr
 _CRF_AUTO = REFINE["crf"]["bg_thres"] == "auto"
 _EVAL_SECTION = [CFG["eval"]["cam_thresholds"]]
 # what cam_to_ir_label reads: bg_precision only when bg_thres is auto
-_IR_LABEL = {k: v for k, v in REFINE["ir_label"].items() if k != "bg_precision" or REFINE["ir_label"]["bg_thres"] == "auto"}
+_IR_LABEL = {k: v for k, v in REFINE["ir_label"].items()
+             if k != "bg_precision" or REFINE["ir_label"]["bg_thres"] == "auto"}
 IR_TAGS = {m: tag([_CRF, _IR_LABEL, *(_EVAL_SECTION if _IR_AUTO else [])], CAM_TAGS[m], CAMS_TAG)
            for m in REFINE_METHODS}
 IRN_TAGS = {m: tag(_IRN_SECTION, IR_TAGS[m], *([CAM_TAGS[m]] if _IRN_TRUNK == "cam" else [])) for m in REFINE_METHODS}
