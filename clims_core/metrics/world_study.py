@@ -18,12 +18,18 @@ import yaml
 from clims_core.config import merge_config
 
 DEMO_WORLD = "demo"  # the default world: config/config.yaml with no world overlay
+SPLITS_FILE = "splits.yaml"  # config/worlds/splits.yaml: which worlds tune and which confirm (not a world)
+
+
+def world_overlays(worlds_dir: Path) -> dict[str, Path]:
+    """Each world's overlay file by name: every YAML file of the folder but the splits."""
+    return {path.stem: path for path in sorted(worlds_dir.glob("*.yaml")) if path.name != SPLITS_FILE}
 
 
 def world_names(worlds_dir: Path, selection: list[str]) -> list[str]:
     """Expand ``tune`` / ``confirm`` / ``all`` (config/worlds/splits.yaml) and check every name has an overlay."""
-    splits = yaml.safe_load((worlds_dir / "splits.yaml").read_text())
-    known = {DEMO_WORLD} | {path.stem for path in worlds_dir.glob("*.yaml") if path.stem != "splits"}
+    splits = yaml.safe_load((worlds_dir / SPLITS_FILE).read_text())
+    known = {DEMO_WORLD} | set(world_overlays(worlds_dir))
     names: list[str] = []
     for item in selection:
         expanded = splits["tune"] + splits["confirm"] if item == "all" else splits.get(item, [item])

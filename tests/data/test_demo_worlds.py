@@ -18,11 +18,12 @@ from clims_core.data.demo_world.looks import BODY_LOOK_OF, body_looks_for, partn
 from clims_core.data.demo_world.settings import DEFAULT_PARTNERS, WORLD_AXES
 from clims_core.data.demo_world.sprites import BODY, FAMILIES, PART, render_sprite, sample_aspect
 from clims_core.data.demo_world.stuff import WorldStyle, build_bank, paint_sky, shade_stuff, style_of, world_bank
+from clims_core.metrics.world_study import world_overlays
 from clims_core.tags import tag
 from tests.data.test_demo_world import _near, _pure_pixels
 
 REPO = Path(__file__).resolve().parents[2]
-WORLDS = sorted((REPO / "config" / "worlds").glob("*.yaml"))
+WORLDS = list(world_overlays(REPO / "config" / "worlds").values())  # splits.yaml is not a world
 OVERLAY_KEYS = {"demo_world", "data.classes", "data.stuff_classes", "eval.confounders", "report.figure_classes"}
 
 # sha256 over "<path>\0<sha256 of the file>\n" of every file of DemoWorldSettings(**PINNED), sorted by path.

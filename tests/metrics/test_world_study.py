@@ -7,7 +7,7 @@ import yaml
 
 from clims_core.config import validate_config
 from clims_core.metrics.world_study import (WorldSummary, markdown_table, mean, row_from_evals, run_config, spread,
-                                            summarise, world_names)
+                                            summarise, world_names, world_overlays)
 from tests.e2e.workflow import REPO
 
 WORLDS = REPO / "config" / "worlds"
@@ -20,7 +20,8 @@ def _row(world, seed, cam, clims, cam_fp, clims_fp, recipe="default"):
 
 def test_splits_name_every_world_once_and_expand():
     splits = yaml.safe_load((WORLDS / "splits.yaml").read_text())
-    overlays = {path.stem for path in WORLDS.glob("*.yaml")} - {"splits"}
+    overlays = set(world_overlays(WORLDS))
+    assert "splits" not in overlays and len(overlays) >= 6
     assert sorted(splits["tune"] + splits["confirm"]) == sorted(overlays | {"demo"})
     assert not set(splits["tune"]) & set(splits["confirm"])
     assert world_names(WORLDS, ["tune"]) == splits["tune"]
