@@ -36,7 +36,7 @@ def world_names(worlds_dir: Path, selection: list[str]) -> list[str]:
         for name in expanded:
             if name not in known:
                 raise ValueError(f"unknown world {name!r}: expected one of {sorted(known)} or tune / confirm / all "
-                                 f"({worlds_dir / 'splits.yaml'})")
+                                 f"({worlds_dir / SPLITS_FILE})")
             if name not in names:
                 names.append(name)
     return names

@@ -45,9 +45,12 @@ class CamNet(nn.Module):
         """ReLU class activation maps N x K x h x w (unnormalised)."""
         return F.relu(self.maps_from(self.features(images01)))
 
-    def activation_maps(self, images01: torch.Tensor) -> torch.Tensor:
+    def activation_maps_from(self, features: torch.Tensor) -> torch.Tensor:
         """Sigmoid maps in [0, 1]: N x (K [+1]) x h x w; with a background channel it comes first."""
-        return torch.sigmoid(self.classifier(self.features(images01)))
+        return torch.sigmoid(self.classifier(features))
+
+    def activation_maps(self, images01: torch.Tensor) -> torch.Tensor:
+        return self.activation_maps_from(self.features(images01))
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(pretrained trunk, new head): IRNet trains the head at 10x the learning rate."""

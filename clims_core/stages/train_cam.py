@@ -159,7 +159,7 @@ class ClimsTraining(CamObjective):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
         features = self.model.features(images)
-        maps = torch.sigmoid(self.model.classifier(features))[:, int(self.model.background_channel):]
+        maps = self.model.activation_maps_from(features)[:, int(self.model.background_channel):]
         loss, parts = self.objective(images, maps.float(), labels)
         weight = self.objective.settings.classification_weight
         if weight:
