@@ -213,9 +213,25 @@ def _check_seg(config: dict, base: Path) -> None:
     if seg["init"] == "cam" and seg["output_stride"] == 16 and list(cam["backbone"]["strides"][2:]) == [1, 1]:
         raise ConfigError("config key 'seg.output_stride': 16 is coarser than the CAM trunk's output stride 8 "
                           "(cam.backbone.strides); use 8")
-    low, high = seg["train"]["scale_range"]
-    if low > high:
-        raise ConfigError(f"config key 'seg.train.scale_range': expected [low, high] with low <= high, got {[low, high]}")
+    for key, section in (("seg.train", seg["train"]), ("seg.deeplab.train", seg["deeplab"]["train"])):
+        low, high = section["scale_range"]
+        if low > high:
+            raise ConfigError(f"config key '{key}.scale_range': expected [low, high] with low <= high, got {[low, high]}")
+    deeplab = seg["deeplab"]
+    depth, weights = deeplab["backbone_depth"], deeplab["backbone_weights"]
+    if weights is not None and not resolve(base, weights).is_file():
+        raise ConfigError(f"config key 'seg.deeplab.backbone_weights': {resolve(base, weights)} does not exist "
+                          f"(expected a torchvision resnet{depth or cam['backbone']['depth']} ImageNet state dict .pth)")
+    if weights is not None and seg["init"] != "imagenet":
+        raise ConfigError(f"config key 'seg.deeplab.backbone_weights': ImageNet weights are read with seg.init "
+                          f"imagenet only (seg.init is {seg['init']}); set it to null or seg.init to imagenet")
+    if depth not in (None, cam["backbone"]["depth"]) and weights is None:
+        raise ConfigError(f"config key 'seg.deeplab.backbone_depth': resnet{depth} is not cam.backbone's "
+                          f"resnet{cam['backbone']['depth']}, so it needs its own weights: set "
+                          f"seg.deeplab.backbone_weights to a torchvision resnet{depth} ImageNet state dict .pth")
+    if "deeplab" in seg["methods"] and not seg["pseudo_methods"]:
+        raise ConfigError("config key 'seg.methods': deeplab trains on pseudo masks alone, but seg.pseudo_methods is "
+                          "empty; name the CAM methods whose masks it trains on, or drop deeplab")
     if seg["pseudo_methods"] and seg["pseudo_refiner"] == "crf" and config["refine"]["crf"]["split"] != "train_aug":
         raise ConfigError("config key 'seg.pseudo_refiner': crf masks are pseudo masks only when they cover train_aug; "
                           "set refine.crf.split: train_aug")
@@ -223,6 +239,13 @@ def _check_seg(config: dict, base: Path) -> None:
     if unrefined:
         raise ConfigError(f"config key 'seg.pseudo_methods': {unrefined} are not in cam.methods {cam['methods']}, "
                           "so they have no CAMs to make pseudo masks from")
+
+
+def _check_segment(config: dict, base: Path) -> None:
+    images = config["segment"]["images"]
+    if images is not None and not resolve(base, images).exists():
+        raise ConfigError(f"config key 'segment.images': {resolve(base, images)} does not exist (expected a folder of "
+                          "images or a text file with one image path per line)")
 
 
 def _check_precision(config: dict, base: Path) -> None:
@@ -233,7 +256,8 @@ def _check_precision(config: dict, base: Path) -> None:
 
 # Cross-key checks run in order after the schema; later stages append theirs.
 CHECKS: list[Callable[[dict, Path], None]] = [_check_precision, _check_dataset, _check_confounders, _check_clip,
-                                              _check_cam, _check_clims, _check_report, _check_refine, _check_seg]
+                                              _check_cam, _check_clims, _check_report, _check_refine, _check_seg,
+                                              _check_segment]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clims_core.io.masks import save_mask
+from clims_core.data.manifest import Manifest
+from clims_core.io.masks import IGNORE_INDEX, load_mask, save_mask
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -97,6 +99,49 @@ def tiny_world(tmp_path_factory) -> dict:
     run(PrepareSettings(root=out / "VOC", classes=list(settings.classes), stuff_classes=list(settings.stuff_classes),
                         captions=out / "captions", threads=THREADS), manifest)
     return {"dir": out, "voc": out / "VOC", "captions": out / "captions", "manifest": manifest, "settings": settings}
+
+
+def _ground_truth(settings, image_ids: list[str]) -> dict[str, np.ndarray]:
+    """Class masks of train_aug images, re-rendered from the world's seed (the world writes masks for the
+    pixel-labeled subset only)."""
+    from clims_core.data.demo_world import world as W
+    from clims_core.data.demo_world.scene import render_scene
+    from clims_core.data.demo_world.stuff import build_bank
+
+    wanted = set(image_ids)
+    bank = build_bank(settings.seed, settings.image_size)
+    masks = {}
+    for task in W.plan_tasks(settings):
+        if task.split == "train_aug" and task.image_id in wanted:
+            rng = W.image_streams(settings.seed, W.SPLIT_CODES["train_aug"], task.index)[W.RENDER_STREAM]
+            masks[task.image_id] = render_scene(task.plan, settings, rng, bank).class_mask
+    return masks
+
+
+def _noisy_pseudo_masks(world: dict, out: Path, ignore_share: float = 0.1) -> Path:
+    """Ground truth with noise as pseudo masks (a share of pixels set to ignore), in the refinement stage's
+    index.json form."""
+    manifest = Manifest.load(world["manifest"])
+    ids = manifest.ids("train_aug")
+    truth = _ground_truth(world["settings"], ids)
+    labeled = manifest.mask_path("train", manifest.ids("train")[0])
+    assert np.array_equal(truth[manifest.ids("train")[0]], load_mask(labeled))  # the re-rendering is faithful
+    rng = np.random.default_rng(0)
+    (out / "masks").mkdir(parents=True)
+    for image_id in ids:
+        mask = truth[image_id].copy()
+        mask[rng.random(mask.shape) < ignore_share] = IGNORE_INDEX
+        save_mask(out / "masks" / f"{image_id}.png", mask)
+    index = out / "index.json"
+    index.write_text(json.dumps({"split": "train_aug", "ids": ids, "masks": {i: f"masks/{i}.png" for i in ids},
+                                 "classes": manifest.classes}))
+    return index
+
+
+@pytest.fixture(scope="session")
+def noisy_pseudo_masks(tiny_world, tmp_path_factory) -> Path:
+    """The tiny world's train_aug ground truth with 10% of pixels set to ignore, as a refinement stage's index."""
+    return _noisy_pseudo_masks(tiny_world, tmp_path_factory.mktemp("pseudo"))
 
 
 def launch_stage(stage: str, arguments: dict, folder: Path, processes: int) -> None:

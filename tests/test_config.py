@@ -41,7 +41,16 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         validate_config(config)
     (tmp_path / "r50.pth").write_bytes(b"")
     config["cam"]["backbone_weights"] = str(tmp_path / "r50.pth")
+    with pytest.raises(ConfigError, match="config key 'seg.deeplab.backbone_weights': .*resnet101-imagenet.pth does "
+                                          "not exist .*resnet101"):
+        validate_config(config)
+    (tmp_path / "r101.pth").write_bytes(b"")
+    config["seg"]["deeplab"]["backbone_weights"] = str(tmp_path / "r101.pth")
     assert validate_config(config)["data"]["root"] == str(voc_tree.root)
+    config["seg"]["deeplab"]["backbone_weights"] = None  # resnet101 without its own weights cannot start from resnet50's
+    with pytest.raises(ConfigError, match="config key 'seg.deeplab.backbone_depth': resnet101 is not cam.backbone's "
+                                          "resnet50, so it needs its own weights"):
+        validate_config(config)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +76,15 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         (lambda c: c["refine"]["irn"].update(trunk="imagenet"), "config key 'refine.irn.trunk': imagenet needs cam.backbone_weights"),
         (lambda c: c["refine"]["ir_label"].update(fg_thres="automatic"), "config key 'refine.ir_label.fg_thres': 'automatic' does not match '^auto$'"),
         (lambda c: c["refine"]["crf"].update(bg_thres=1.5), "config key 'refine.crf.bg_thres': 1.5 is greater than or equal to the maximum of 1"),
+        (lambda c: c["seg"].update(methods=["cct", "unet"]), "config key 'seg.methods.1': expected one of ['cct', 'deeplab']"),
+        (lambda c: c["seg"].update(method="cct"), "config key 'seg.method' is unknown"),
+        (lambda c: c["seg"].update(pseudo_methods=[]), "config key 'seg.methods': deeplab trains on pseudo masks alone"),
+        (lambda c: c["seg"].update(deeplab={"loss": "focal"}), "config key 'seg.deeplab.loss': expected one of ['ce', 'balanced']"),
+        (lambda c: c["seg"].update(deeplab={"train": {"scale_range": [2.0, 1.0]}}), "config key 'seg.deeplab.train.scale_range': expected [low, high]"),
+        (lambda c: c["seg"].update(deeplab={"backbone_weights": "r101.pth"}), "config key 'seg.deeplab.backbone_weights': r101.pth does not exist"),
+        (lambda c: c["seg"].update(deeplab={"backbone_depth": 101}), "config key 'seg.deeplab.backbone_depth': resnet101 is not"),
+        (lambda c: c.update(segment={"images": "/no/such/photos"}), "config key 'segment.images': /no/such/photos does not exist"),
+        (lambda c: c.update(segment={"overlay": True}), "config key 'segment.overlay' is unknown"),
     ],
 )
 def test_bad_demo_config_is_one_line_naming_the_key(edit, expected):

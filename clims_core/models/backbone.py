@@ -9,7 +9,7 @@ conv1/bn1 frozen and, for pretrained weights, every BatchNorm frozen (``norm: fr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -93,6 +93,35 @@ class ResNetTrunk(nn.Module):
             x = layer(x)
             features.append(x)
         return features
+
+
+def _dilate(layer: nn.Sequential, first: int, rest: int) -> None:
+    """Dilate a stage's 3x3 convolutions: ``first`` for the one that carried the stride (the first 3x3 of the first
+    block), ``rest`` for every other (padding = dilation keeps the size)."""
+    for index, block in enumerate(layer):
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+        for position, conv in enumerate(convs):
+            dilation = first if index == 0 and position == 0 else rest
+            conv.dilation, conv.padding = (dilation, dilation), (dilation, dilation)
+
+
+def dilated_trunk(backbone: BackboneSpec, output_stride: int,
+                  pretrained_strides: tuple[int, int, int, int] = (2, 2, 2, 2)) -> ResNetTrunk:
+    """A ResNet trunk at ``output_stride`` (8: layer3 and layer4 at stride 1; 16: layer4 at stride 1) whose 3x3
+    convolutions are dilated by how much denser their grid is than in the pretrained network."""
+    strides = (2, 2, 1, 1) if output_stride == 8 else (2, 2, 2, 1)
+    trunk = ResNetTrunk(replace(backbone, strides=strides))
+    old, new, previous = 1, 1, 1
+    for layer, old_stride, new_stride in zip((trunk.layer3, trunk.layer4), pretrained_strides[2:], strides[2:]):
+        old, new = old * old_stride, new * new_stride
+        if old < new:
+            raise ValueError(f"output stride {output_stride} is coarser than the pretrained trunk's at a stage "
+                             f"(strides {tuple(pretrained_strides)}); dilation cannot undo it")
+        dilation = old // new
+        if dilation > 1 or previous > 1:
+            _dilate(layer, previous, dilation)
+        previous = dilation
+    return trunk
 
 
 def load_imagenet_weights(trunk: ResNetTrunk, path: str | os.PathLike) -> None:

@@ -9,10 +9,13 @@ Input images are in pixel space [0, 1]; ImageNet normalisation happens inside, s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk, imagenet_normalize
 
 
@@ -56,3 +59,12 @@ class CamNet(nn.Module):
         """(pretrained trunk, new head): IRNet trains the head at 10x the learning rate."""
         trunk = [p for p in self.trunk.parameters() if p.requires_grad]
         return trunk, list(self.classifier.parameters())
+
+
+def load_cam_model(checkpoint_path: str | Path) -> tuple[CamNet, dict]:
+    """Rebuild a trained CAM network from its checkpoint (safe load), in eval mode."""
+    payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
+    arch = payload["architecture"]
+    model = CamNet(BackboneSpec(**arch["backbone"]), arch["n_classes"], arch["background_channel"])
+    model.load_state_dict(payload["model"])
+    return model.eval(), payload

@@ -27,7 +27,8 @@ from clims_core.data.voc import STUFF_DIR
 from clims_core.io.cam_store import CamStore
 from clims_core.io.masks import IGNORE_INDEX, load_mask, voc_colormap
 from clims_core.metrics.segmentation import cams_to_label
-from clims_core.report.plots import method_name, to_png
+from clims_core.report.names import method_name
+from clims_core.report.plots import to_png
 
 STUFF_MIN_SHARE = 0.05  # the stuff counts as shown when it covers 5% of the image (visible, ground truth background)
 OVERLAY_ALPHA = 0.55

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from clims_core.report.figures import STUFF_MIN_SHARE, ClassFigure
-from clims_core.report.plots import REFINER_NAMES, method_name
+from clims_core.report.names import REFINER_NAMES, method_name
+from clims_core.report.seg_runs import PublishedRow, seg_run_label
 
-# Seed paper, Table 1 (PASCAL VOC 2012 val mIoU): shown beside this run's segmentation results, marked as published.
-PUBLISHED_TABLE1: tuple[tuple[str, float], ...] = (("CCT", 73.2), ("CCT + CLIMS", 76.9))
 
 CSS = """
 :root { --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --band: #f6f8fa; --accent: #0969da; }
@@ -304,29 +303,21 @@ def masks_section(masks: Mapping[str, Mapping[str, Any]], bars: Picture | None) 
     return section("masks", "Pseudo masks", body)
 
 
-def seg_run_name(run: str) -> str:
-    """A segmentation run as Table 1 names it (the seg stage's runs: cct_labeled, cct_weak_<cam method>)."""
-    if run == "cct_labeled":
-        return "CCT, pixel-labeled images only"
-    if run.startswith("cct_weak_"):
-        return f"CCT + {method_name(run.removeprefix('cct_weak_'))} pseudo masks"
-    return run
-
-
-def seg_section(seg: Mapping[str, Mapping[str, Any]], published: Sequence[tuple[str, float]]) -> str:
+def seg_section(seg: Mapping[str, Mapping[str, Any]], published: Sequence[PublishedRow]) -> str:
     runs = list(seg)
     values = [[seg[r]["miou"]] for r in runs]
     rows: list[list[Cell | str]] = []
     for run, cells in zip(runs, numeric_cells(values)):
-        label = f"{escape(seg_run_name(run))} <span class=\"muted\">({escape(run)})</span>"
+        label = f"{escape(seg_run_label(run))} <span class=\"muted\">({escape(run)})</span>"
         rows.append([Cell(label), Cell(number(seg[run].get("pixel_labeled")), True),
                      Cell(number(seg[run].get("image_labeled")), True), *cells, Cell("this run")])
-    for name, miou in published:
-        rows.append([Cell(f"{escape(name)}<span class=\"badge\">published</span>"), Cell("–", True), Cell("–", True),
-                     Cell(number(miou), True), Cell("seed paper Table 1, PASCAL VOC 2012 val")])
+    for row in published:
+        rows.append([Cell(f"{escape(row.method)}<span class=\"badge\">published</span>"),
+                     Cell(escape(row.pixel_level), True), Cell(escape(row.image_level), True),
+                     Cell(number(row.val_miou), True), Cell(escape(row.note))])
     classes = ["published" if i >= len(runs) else "" for i in range(len(rows))]
     body = table(["run", "pixel-labeled images", "image-labeled images", "val mIoU", "source"], rows, classes)
-    body += ('<p class="note">Published rows are the seed paper\'s figures on PASCAL VOC 2012 val; on another dataset '
+    body += ('<p class="note">Published rows are the papers\' figures on PASCAL VOC 2012 val; on another dataset '
              "(the demo world) compare the runs of this table with each other, not with them.</p>")
     per_class = [r for r in runs if seg[r].get("per_class")]
     if per_class:

@@ -10,17 +10,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from clims_core.report.names import method_name
+
 # Methods keep their colour in every plot (the figures' column titles use the same names).
-METHOD_NAMES = {"cam": "CAM", "puzzlecam": "PuzzleCAM", "clims": "CLIMS"}
-REFINER_NAMES = {"irn": "IRN", "crf": "CRF"}
 METHOD_COLOURS = {"cam": "#4e79a7", "puzzlecam": "#f28e2b", "clims": "#59a14f"}
 _FALLBACK_COLOURS = ["#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
-
-
-def method_name(method: str) -> str:
-    """How a CAM method (or ``method/refiner``) is written in the report."""
-    head, _, tail = method.partition("/")
-    return METHOD_NAMES.get(head, head) + (f" + {REFINER_NAMES.get(tail, tail)}" if tail else "")
 
 
 def _colour(method: str, index: int) -> str:

@@ -9,7 +9,6 @@ percent) and TSV.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +16,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import EvalDataset, split_paths
-from clims_core.device import autocast, memory_format, pick_device
+from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import write_json, write_text
 from clims_core.io.cam_store import sha256_file
 from clims_core.metrics.results import percent
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
-from clims_core.models.cct import CCT
-from clims_core.stages.train_seg import load_seg_model
+from clims_core.models.segmentation import SegmentationNetwork, load_seg_model, predict_labels
+from clims_core.refine.crf import CrfSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +41,7 @@ class EvalSegSettings:
     precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
+    crf: CrfSettings | None = None  # denseCRF on each image's probabilities (seg.eval.crf; refine.densecrf's kernels)
 
     def __post_init__(self) -> None:
         if not self.scales or min(self.scales) <= 0:
@@ -51,38 +50,16 @@ class EvalSegSettings:
 
 
 @torch.no_grad()
-def predict_probabilities(model: CCT, image: torch.Tensor, scales: tuple[float, ...], flip: bool,
-                          device: torch.device, precision: str = "auto") -> torch.Tensor:
-    """Summed softmax ``C x H x W`` of a ``3 x H x W`` [0, 1] image over scales (and mirrored copies)."""
-    stride = model.spec.encoder.output_stride
-    height, width = image.shape[-2:]
-    image = image.to(device)[None]
-    total = torch.zeros(model.spec.n_classes, height, width, device=device)
-    for scale in scales:
-        x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
-        h, w = x.shape[-2:]
-        if flip:  # mirrored before padding, so the padding is on the right of both and one crop fits both
-            x = torch.cat([x, x.flip(-1)])
-        pad_h, pad_w = math.ceil(h / stride) * stride - h, math.ceil(w / stride) * stride - w
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
-        with autocast(device, precision):
-            logits = model(x.contiguous(memory_format=memory_format(device))).float()[..., :h, :w]
-        probs = F.softmax(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False), dim=1)
-        total += probs[0] + (probs[1].flip(-1) if flip else 0)
-    return total
-
-
-@torch.no_grad()
-def evaluate(model: CCT, dataset: EvalDataset, settings: EvalSegSettings, device: torch.device) -> np.ndarray:
+def evaluate(model: SegmentationNetwork, dataset: EvalDataset, settings: EvalSegSettings,
+             device: torch.device) -> np.ndarray:
     """Confusion matrix (rows ground truth, columns prediction) over the split."""
-    n = model.spec.n_classes
+    n = model.n_classes
     total = np.zeros((n, n), dtype=np.int64)
     loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers)
     for image, gt, _ in tqdm(loader, desc=f"eval_seg[{settings.split}]", unit="img", mininterval=2.0):
-        probabilities = predict_probabilities(model, image, settings.scales, settings.flip, device, settings.precision)
-        prediction = probabilities.argmax(0)
-        total += confusion(prediction.cpu().numpy(), gt.numpy(), n)
+        prediction = predict_labels(model, image, settings.scales, settings.flip, device, settings.precision,
+                                    settings.crf)
+        total += confusion(prediction, gt.numpy(), n)
     return total
 
 
@@ -104,8 +81,8 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     _, images, masks = split_paths(manifest, settings.split, with_masks=True)
     device = pick_device(settings.device, settings.threads)
     model, payload = load_seg_model(checkpoint_path)
-    if model.spec.n_classes != len(manifest.classes) + 1:
-        raise ValueError(f"{checkpoint_path}: network has {model.spec.n_classes - 1} classes, the manifest "
+    if model.n_classes != len(manifest.classes) + 1:
+        raise ValueError(f"{checkpoint_path}: network has {model.n_classes - 1} classes, the manifest "
                          f"{len(manifest.classes)}")
     model = model.to(device, memory_format=memory_format(device))
     conf = evaluate(model, EvalDataset(images, masks, len(manifest.classes)), settings, device)
@@ -114,7 +91,7 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     trained = payload.get("metrics", {})
     result = {
         "run": run_name, "method": trained.get("method", "cct"), "split": settings.split, "images": len(images),
-        "scales": list(settings.scales), "flip": settings.flip,
+        "scales": list(settings.scales), "flip": settings.flip, "crf": settings.crf is not None,
         "miou": percent(scores["miou"]),
         "pixel_accuracy": percent(np.diag(conf).sum() / max(conf.sum(), 1)),
         "per_class": {name: {key: percent(scores[key][i]) for key in ("iou", "precision", "recall")}
@@ -129,3 +106,11 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     write_json(json_path, result)
     write_text(tsv_path, to_tsv(result))
     return result
+
+
+def settings_from_config(section: dict[str, Any], densecrf: dict[str, Any] | None, device: str, precision: str,
+                         threads: int) -> EvalSegSettings:
+    """``seg.eval`` (+ ``refine.densecrf``'s kernels when ``seg.eval.crf``) -> settings."""
+    return EvalSegSettings(scales=tuple(section["scales"]), flip=section["flip"], device=device, precision=precision,
+                           threads=threads, workers=section["workers"],
+                           crf=CrfSettings(**densecrf) if section["crf"] else None)

@@ -29,7 +29,7 @@ from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.cam_store import CamStoreWriter, sha256_file
 from clims_core.losses.cam import normalised_cams
-from clims_core.stages.train_cam import load_cam_model
+from clims_core.models.cam_net import load_cam_model
 
 log = logging.getLogger(__name__)
 # How each scale is made from the image: IRNet's PIL bicubic on uint8 (the default), or float bilinear on the device.

@@ -21,6 +21,8 @@ from clims_core.io.atomic import atomic_directory, write_text
 from clims_core.io.cam_store import CamStore
 from clims_core.report import html, plots
 from clims_core.report.figures import ClassFigure, class_figure
+from clims_core.report.names import method_name
+from clims_core.report.seg_runs import PUBLISHED_ROWS, PublishedRow, seg_run_order
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ class ReportSettings:
     figure_baseline: str | None = None  # None: puzzlecam when it ran, else cam
     confounders: dict[str, str] = field(default_factory=dict)  # class -> stuff (eval.confounders)
     split: str = "train"  # the pixel-labeled split the CAM stores cover
-    published: tuple[tuple[str, float], ...] = html.PUBLISHED_TABLE1
+    published: tuple[PublishedRow, ...] = PUBLISHED_ROWS
 
 
 # summary.json is written with sorted keys; the report lists methods and rules in the order the pipeline runs them.
@@ -58,9 +60,9 @@ def in_pipeline_order(summary: dict[str, Any]) -> dict[str, Any]:
     for key in ("cams", "masks"):
         if key in summary:
             summary[key] = {k: summary[key][k] for k in sorted(summary[key], key=lambda k: _rank(k, METHOD_ORDER))}
-    if "seg" in summary:  # Table 1 order: the pixel-labeled-only run, then one per CAM method's pseudo masks
-        summary["seg"] = {k: summary["seg"][k] for k in sorted(
-            summary["seg"], key=lambda k: (k != "cct_labeled", _rank(k.removeprefix("cct_weak_"), METHOD_ORDER)))}
+    if "seg" in summary:  # Table 1 order: CCT's pixel-labeled-only run, its runs per CAM method, then DeepLab's
+        summary["seg"] = {k: summary["seg"][k] for k in sorted(summary["seg"],
+                                                              key=lambda k: seg_run_order(k, METHOD_ORDER))}
     if "timings_s" in summary:
         summary["timings_s"] = {k: summary["timings_s"][k] for k in sorted(summary["timings_s"],
                                                                           key=lambda k: _rank(k, RULE_ORDER))}
@@ -153,7 +155,7 @@ def build(settings: ReportSettings, summary: Mapping[str, Any], manifest: Manife
             for figure in figures:
                 if figure.png is not None:
                     caption = (f"{figure.eligible} eligible images; mean per-image {figure.class_name} IoU gain of "
-                               f"CLIMS over {plots.method_name(baseline)} {figure.mean_gain:+.1f} points.")
+                               f"CLIMS over {method_name(baseline)} {figure.mean_gain:+.1f} points.")
                     shown[f"figure_{figure.class_name}"] = html.Picture(
                         f"figure_{figure.class_name}", figure.png, f"{figure.class_name}: masks side by side", caption)
                 log.info("report: figure %s, %d eligible images, rows %s", figure.class_name, figure.eligible,

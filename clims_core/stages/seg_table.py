@@ -1,8 +1,9 @@
 """Stage ``seg_table``: the seed paper's Table 1 (supplementary A.2) for this run, as Markdown and TSV.
 
 Rows: this run's CCT trainings (pixel-labeled subset alone with consistency on the image-level images, then with the
-pseudo masks of each CAM method), and, marked as such, the published PASCAL VOC 2012 figures the paper reports: CCT
-73.2 and CCT + CLIMS 76.9 val mIoU (75.8 on test) with 1.5K pixel-level and 9.1K image-level images. Published and
+pseudo masks of each CAM method), its DeepLabV2 trainings on each CAM method's pseudo masks alone, and, marked as such,
+the published PASCAL VOC 2012 figures (:data:`~clims_core.report.seg_runs.PUBLISHED_ROWS`): CCT 73.2 and CCT + CLIMS
+76.9 val mIoU with 1.5K pixel-level and 9.1K image-level images; DeepLabV2 on CLIMS's masks 69.3. Published and
 measured figures come from different data (VOC vs this run's dataset) and are never compared in one number.
 """
 
@@ -14,14 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clims_core.io.atomic import write_text
-
-PUBLISHED_SOURCE = "CLIMS (CVPR 2022), supplementary A.2, Table 1; PASCAL VOC 2012"
-# (method, pixel-level, image-level, val mIoU, note)
-PUBLISHED = (
-    ("CCT", "1.5K", "9.1K", 73.2, "published (VOC 2012 val)"),
-    ("CCT + CLIMS", "1.5K", "9.1K", 76.9, "published (VOC 2012 val; 75.8 on test)"),
-)
-
+from clims_core.report.seg_runs import PUBLISHED_ROWS, network_label
 
 @dataclass(frozen=True)
 class TableRow:
@@ -33,21 +27,19 @@ class TableRow:
     note: str
 
 
-def method_label(run: str, pseudo_method: str | None) -> str:
-    """``cct_labeled`` -> "CCT (no pseudo masks)", ``cct_weak_clims`` -> "CCT + CLIMS pseudo masks"."""
-    if pseudo_method is None:
-        return "CCT (no pseudo masks)"
-    names = {"cam": "CAM", "clims": "CLIMS", "puzzlecam": "PuzzleCAM"}
-    return f"CCT + {names.get(pseudo_method, pseudo_method)} pseudo masks"
-
-
 def row_from_eval(run: str, pseudo_method: str | None, result: dict[str, Any]) -> TableRow:
     for key in ("miou", "pixel_labeled", "image_labeled", "split"):
         if key not in result:
             raise ValueError(f"eval_seg result of {run} lacks {key!r} (rerun eval_seg)")
-    usage = "images only (consistency)" if pseudo_method is None else f"images + {pseudo_method} pseudo masks"
-    return TableRow(run, method_label(run, pseudo_method), int(result["pixel_labeled"]), int(result["image_labeled"]),
-                    result["miou"], f"this run ({result['split']}, {result['images']} images); image-level: {usage}")
+    if pseudo_method is None:
+        usage = "images only (consistency)"
+    elif result.get("method") == "deeplab":
+        usage = f"{pseudo_method} pseudo masks alone"
+    else:
+        usage = f"images + {pseudo_method} pseudo masks"
+    label = network_label(result.get("method", "cct"), pseudo_method)
+    return TableRow(run, label, int(result["pixel_labeled"]), int(result["image_labeled"]), result["miou"],
+                    f"this run ({result['split']}, {result['images']} images); image-level: {usage}")
 
 
 def _miou(value: float | None) -> str:
@@ -55,19 +47,21 @@ def _miou(value: float | None) -> str:
 
 
 def to_markdown(rows: list[TableRow]) -> str:
-    lines = ["# Table 1: CCT with pseudo masks (semi-supervised segmentation)", "",
+    lines = ["# Table 1: segmentation networks on pseudo masks (CCT semi-supervised, DeepLabV2 weakly supervised)", "",
              "| method | pixel-level | image-level | val mIoU | source |", "|---|---|---|---|---|"]
     lines += [f"| {r.method} | {r.pixel_level:,} | {r.image_level:,} | {_miou(r.miou)} | {r.note} |" for r in rows]
-    lines += [f"| {m} | {p} | {i} | {v:.1f} | {note} |" for m, p, i, v, note in PUBLISHED]
-    lines += ["", f"Published rows: {PUBLISHED_SOURCE}. They are the paper's figures on VOC, not results of this run, "
-              "whose dataset and scale differ; compare rows of the same source only."]
+    lines += [f"| {p.method} | {p.pixel_level} | {p.image_level} | {p.val_miou:.1f} | published: {p.note} |"
+              for p in PUBLISHED_ROWS]
+    lines += ["", "Published rows are the papers' figures on PASCAL VOC 2012, not results of this run, whose dataset "
+              "and scale differ; compare rows of the same source only."]
     return "\n".join(lines) + "\n"
 
 
 def to_tsv(rows: list[TableRow]) -> str:
     lines = ["method\trun\tpixel_level\timage_level\tval_miou\tsource"]
     lines += [f"{r.method}\t{r.run}\t{r.pixel_level}\t{r.image_level}\t{_miou(r.miou)}\tthis run" for r in rows]
-    lines += [f"{m}\t\t{p}\t{i}\t{v:.1f}\tpublished VOC 2012 ({PUBLISHED_SOURCE})" for m, p, i, v, _ in PUBLISHED]
+    lines += [f"{p.method}\t\t{p.pixel_level}\t{p.image_level}\t{p.val_miou:.1f}\tpublished: {p.note}"
+              for p in PUBLISHED_ROWS]
     return "\n".join(lines) + "\n"
 
 

@@ -24,11 +24,11 @@ from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
 from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
-from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
+from clims_core.io.checkpoint import save_checkpoint
 from clims_core.losses.cam import (merge, multilabel_loss, normalised_cams, puzzle_alpha, puzzle_reconstruction_loss,
                                    tile)
 from clims_core.models.backbone import BackboneSpec
-from clims_core.models.cam_net import CamNet
+from clims_core.models.cam_net import CamNet, load_cam_model
 from clims_core.models.clip import load_clip
 from clims_core.stages.clims_objective import ClimsObjective
 from clims_core.stages.clims_settings import ClimsSettings
@@ -80,15 +80,6 @@ def architecture(settings: CamTrainSettings, n_classes: int) -> dict[str, Any]:
     spec = asdict(settings.backbone) | {"weights": None}
     return {"backbone": spec, "n_classes": n_classes,
             "background_channel": settings.method == "clims" and settings.clims.background_channel}
-
-
-def load_cam_model(checkpoint_path: str | Path) -> tuple[CamNet, dict]:
-    """Rebuild a trained CAM network from its checkpoint (safe load)."""
-    payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
-    arch = payload["architecture"]
-    model = build_model(BackboneSpec(**arch["backbone"]), arch["n_classes"], arch["background_channel"])
-    model.load_state_dict(payload["model"])
-    return model.eval(), payload
 
 
 def initialise_from(model: CamNet, checkpoint_path: str | Path) -> None:

@@ -26,11 +26,11 @@ from clims_core.data.segmentation import (AugmentSettings, PassSampler, PseudoMa
                                           image_level_ids, split_paths)
 from clims_core.device import autocast, memory_format
 from clims_core.io.atomic import write_json
-from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
+from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, PerturbationSettings
+from clims_core.models.segmentation import architecture_of, initialise_trunk_from_cam
 from clims_core.stages.cct_objective import CctLossSettings, cct_step
-from clims_core.stages.train_cam import load_cam_model
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.loop import LoopSettings, PairedStreams, ResumeState, train_loop
@@ -38,7 +38,6 @@ from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
-METHODS = ("cct",)
 INITS = ("imagenet", "cam", "random")
 
 
@@ -46,7 +45,6 @@ INITS = ("imagenet", "cam", "random")
 class SegTrainSettings:
     run: str
     encoder: EncoderSpec
-    method: str = "cct"
     init: str = "imagenet"  # imagenet (encoder.backbone.weights), cam (a CAM checkpoint's trunk) or random
     decoders: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DECODERS))
     decoder: str = "subpixel"
@@ -71,51 +69,10 @@ class SegTrainSettings:
     checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"seg.method: expected one of {METHODS}, got {self.method!r}")
         if self.init not in INITS:
             raise ValueError(f"seg.init: expected one of {INITS}, got {self.init!r}")
         if self.init == "imagenet" and not self.encoder.backbone.weights:
             raise ValueError("seg.init imagenet needs backbone weights (cam.backbone_weights)")
-
-
-def architecture(settings: SegTrainSettings, n_classes: int) -> dict[str, Any]:
-    """What ``eval_seg`` needs to rebuild the network (stored in the checkpoint; no weights file needed)."""
-    encoder = asdict(settings.encoder)
-    encoder["backbone"]["weights"] = None
-    return {"encoder": encoder, "n_classes": n_classes, "decoders": dict(settings.decoders),
-            "perturbations": asdict(settings.perturbations), "decoder": settings.decoder}
-
-
-def spec_from_architecture(arch: dict[str, Any]) -> CctSpec:
-    encoder = arch["encoder"]
-    perturbations = dict(arch["perturbations"])
-    perturbations["feature_drop_range"] = tuple(perturbations["feature_drop_range"])
-    return CctSpec(EncoderSpec(BackboneSpec(**encoder["backbone"]), encoder["output_stride"], tuple(encoder["bins"]),
-                               tuple(encoder["pretrained_strides"])),
-                   arch["n_classes"], dict(arch["decoders"]), PerturbationSettings(**perturbations), arch["decoder"])
-
-
-def load_seg_model(checkpoint_path: str | Path) -> tuple[CCT, dict]:
-    """Rebuild a trained segmentation network from its checkpoint (safe load), in eval mode."""
-    payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
-    model = CCT(spec_from_architecture(payload["architecture"]))
-    model.load_state_dict(payload["model"])
-    return model.eval(), payload
-
-
-def initialise_trunk_from_cam(model: CCT, checkpoint_path: str | Path) -> None:
-    """Copy a CAM network's trunk (same depth, width and norm; strides and dilation do not change the weights)."""
-    cam_model, _ = load_cam_model(checkpoint_path)
-    cam_spec, own = cam_model.trunk.spec, model.encoder.trunk.spec
-    if (cam_spec.depth, cam_spec.width, cam_spec.norm) != (own.depth, own.width, own.norm):
-        raise ValueError(f"{checkpoint_path}: CAM trunk resnet{cam_spec.depth} width {cam_spec.width} "
-                         f"norm {cam_spec.norm} does not fit the segmentation trunk resnet{own.depth} width "
-                         f"{own.width} norm {own.norm} (seg.init: cam takes cam.backbone)")
-    if tuple(cam_spec.strides) != model.spec.encoder.pretrained_strides:
-        raise ValueError(f"{checkpoint_path}: CAM trunk strides {tuple(cam_spec.strides)}, but the encoder's dilation "
-                         f"assumes {model.spec.encoder.pretrained_strides}")
-    model.encoder.trunk.load_state_dict(cam_model.trunk.state_dict())
 
 
 def build_model(settings: SegTrainSettings, n_classes: int, init_checkpoint: str | Path | None = None) -> CCT:
@@ -199,13 +156,13 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
                                 f"train_seg[{settings.run}]",
                                 lambda step, total: poly(step, total, settings.poly_power),
                                 shown=("loss", "sup", "unsup", "weak"))
-    metrics = {"run": settings.run, "method": settings.method, "code_version": code_version(), "steps": steps,
+    metrics = {"run": settings.run, "method": "cct", "code_version": code_version(), "steps": steps,
                "history": history, "seconds": time.perf_counter() - start, "pixel_labeled": len(labeled),
                "image_labeled": len(unlabeled), "pseudo_masks": str(pseudo_index) if pseudo_index else None,
                "init": settings.init, "aux_decoders": len(model.aux_decoders), "processes": dist.world_size}
     if dist.is_main:
         save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
-                        architecture=architecture(settings, n_classes + 1), metrics=metrics)
+                        architecture=architecture_of(model), metrics=metrics)
         write_json(metrics_path, metrics)
         resume.clear()
         log.info("%s: %d steps in %.0f s", settings.run, steps, metrics["seconds"])
@@ -243,7 +200,7 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
     augment = AugmentSettings(crop=train["crop"], base_size=train["base_size"],
                               scale_range=tuple(train["scale_range"]), flip=train["flip"])
     return SegTrainSettings(
-        run=run_name, encoder=encoder, method=seg["method"], init=seg["init"], decoders=dict(cct["decoders"]),
+        run=run_name, encoder=encoder, init=seg["init"], decoders=dict(cct["decoders"]),
         decoder=cct["decoder"],
         perturbations=perturbations, losses=losses, augment=augment, epochs=train["epochs"],
         batch_labeled=train["batch_labeled"], batch_unlabeled=train["batch_unlabeled"], lr=train["lr"],

@@ -18,7 +18,8 @@ from typing import Any
 from clims_core.io.atomic import write_json
 
 STAGES = {stage: f"clims_core.stages.{stage}" for stage in
-          ("pretrain_clip", "pretrain_trunk", "finetune_clip", "train_cam", "train_irn", "train_seg")}
+          ("pretrain_clip", "pretrain_trunk", "finetune_clip", "train_cam", "train_irn", "train_seg",
+           "train_deeplab")}
 
 
 def _known(stage: str) -> str:

@@ -6,19 +6,31 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.e2e.workflow import TINY_DEMO, snakemake
+
+USER_IMAGES = "my_images"  # the tiny run's `segment` target: a folder of the user's own images in its workdir
 
 
 @dataclass(frozen=True)
 class TinyRun:
     workdir: Path
     result: subprocess.CompletedProcess
+    config: dict
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    """``snakemake --cores 2`` on TINY_DEMO in a scratch folder; each test asserts what it needs of it."""
+    """``snakemake --cores 2`` on TINY_DEMO plus a ``segment`` target on three images of other sizes, in a scratch
+    folder; each test asserts what it needs of it."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    return TinyRun(workdir, snakemake(workdir, TINY_DEMO, "--cores", "2"))
+    rng = np.random.default_rng(0)
+    (workdir / USER_IMAGES).mkdir()
+    for index, (width, height) in enumerate(((64, 48), (50, 70), (33, 33))):
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(
+            workdir / USER_IMAGES / f"photo{index}.jpg")
+    config = {**TINY_DEMO, "segment": {"images": USER_IMAGES}}
+    return TinyRun(workdir, snakemake(workdir, config, "--cores", "2"), config)

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 import yaml
+from PIL import Image
 
 from tests.e2e.workflow import (REPO, VOC_SPLITS, demo_config_with, make_fake_voc, planned_jobs, snakemake,
                                 voc_plan_config)
@@ -69,3 +69,24 @@ def test_auto_refinement_thresholds_read_the_cam_evaluation(tmp_path):
         edges[name] = dag_edges(result.stdout)
     assert {("eval_cams", "cam_to_ir_label"), ("eval_cams", "crf_masks")} <= edges["auto"]
     assert not {e for e in edges["hand"] if e[0] == "eval_cams" and e[1] in ("cam_to_ir_label", "crf_masks")}
+
+
+def test_segment_target_plans_and_names_bad_input_before_any_job(tmp_path):
+    """segment.images: a folder of images plans one segment job by the last run; an empty folder or a run this config
+    does not make stops planning with the key named."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    result = snakemake(tmp_path / "empty", demo_config_with({"segment": {"images": str(photos)}}), "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and f"segment.images {photos}: the folder holds no image files" in output, output
+    Image.new("RGB", (20, 10)).save(photos / "a.png")
+    result = snakemake(tmp_path / "ok", demo_config_with({"segment": {"images": str(photos)}}), "-n", "--quiet",
+                       "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result).get("segment") == 1
+    bad_run = demo_config_with({"segment": {"images": str(photos), "run": "deeplab_puzzlecam"}})
+    result = snakemake(tmp_path / "bad", bad_run, "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config key 'segment.run': 'deeplab_puzzlecam' is not a segmentation run of this config" in output, output
+    assert not (tmp_path / "bad" / "results").exists()

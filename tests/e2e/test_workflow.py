@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from clims_core.data.manifest import Manifest
+from clims_core.io.masks import load_mask
 from tests.e2e.workflow import TINY_DEMO, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -41,11 +43,23 @@ def test_tiny_demo_runs_end_to_end(tiny_run):
                                          *(name for m in ("cam", "puzzlecam", "clims")
                                            for name in (f"make_cams_{m}_train", f"eval_cams_{m}"))}
     assert summary["provenance"]["code_version"] and summary["provenance"]["config"]["demo_world"]["n_val"] == 24
+    assert list(summary["seg"]) == ["cct_labeled", "cct_weak_cam", "cct_weak_clims", "deeplab_cam", "deeplab_clims"]
+    assert all(summary["seg"][run]["pixel_labeled"] == 0 for run in ("deeplab_cam", "deeplab_clims"))
+    table = (tmp_path / "results" / "seg" / "table1.md").read_text()
+    assert "| DeepLabV2 on CLIMS pseudo masks alone | 0 | 80 |" in table and "| DeepLabV2 + CLIMS | 0 | 10.6K | 69.3" in table
+    # the segment target: the user's three images, each a mask of its own size, by the last run (deeplab_clims)
+    segmented = list((tmp_path / "results" / "segment").glob("deeplab_clims-*/index.json"))
+    assert len(segmented) == 1
+    index = json.loads(segmented[0].read_text())
+    assert [Path(e["image"]).name for e in index["images"]] == ["photo0.jpg", "photo1.jpg", "photo2.jpg"]
+    for entry, size in zip(index["images"], ((64, 48), (50, 70), (33, 33))):
+        assert load_mask(segmented[0].parent / entry["mask"]).shape == size[::-1] and entry["size"] == list(size)
+        assert (segmented[0].parent / entry["overlay"]).is_file()
     assert (tmp_path / "results" / "report" / "index.html").is_file()
     checkpoints = sorted((tmp_path / "results" / "clip").glob("*/clip.pt"))
     assert [p.parent.name.split("-")[0] for p in checkpoints] == ["finetune", "pretrain"]
 
-    again = snakemake(tmp_path, TINY_DEMO, "-n", "--cores", "2")
+    again = snakemake(tmp_path, tiny_run.config, "-n", "--cores", "2")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 

@@ -45,6 +45,8 @@ TINY_DEMO = {
         "cct": {"decoders": {"vat": 1, "dropout": 1, "cutout": 1, "context_masking": 1, "object_masking": 1,
                              "feature_drop": 1, "feature_noise": 1}},
         "train": {"epochs": 1, "batch_labeled": 4, "batch_unlabeled": 4, "crop": 48, "base_size": 64, "workers": 0},
+        "deeplab": {"rates": [2, 4], "train": {"epochs": 1, "batch_size": 4, "crop": 48, "base_size": 64,
+                                               "workers": 0}},
     },
 }
 
@@ -116,6 +118,8 @@ def voc_plan_config(voc_root: Path, scratch: Path) -> dict:
     weights = scratch / "clip.pt"  # a tiny CLIP checkpoint of ours stands in for OpenAI's ViT-B-16.pt
     save_clip_checkpoint(weights, build_clip(TINY_CLIP_CFG), TINY_CLIP_CFG, {}, 0, model_name="tiny")
     config["clip"].update(model=None, weights=str(weights))
-    (scratch / "resnet50.pth").write_bytes(b"")  # planning checks that the file exists; nothing loads it
+    for depth in (50, 101):  # planning checks that the files exist; nothing loads them
+        (scratch / f"resnet{depth}.pth").write_bytes(b"")
     config["cam"]["backbone_weights"] = str(scratch / "resnet50.pth")
+    config["seg"]["deeplab"]["backbone_weights"] = str(scratch / "resnet101.pth")
     return config

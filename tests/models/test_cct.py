@@ -10,7 +10,7 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, DEFAULT_DECODERS, KINDS, CctSpec, EncoderSpec, PerturbationSettings
 from clims_core.models.cct import perturbations as P
 from clims_core.models.cct.decoders import AuxiliaryDecoder, Guidance, Upsampler, icnr_
-from clims_core.models.cct.encoder import dilated_trunk
+from clims_core.models.backbone import dilated_trunk
 
 TINY = BackboneSpec(depth=18, width=8, norm="batch")
 

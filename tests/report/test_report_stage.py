@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from clims_core.data.manifest import Manifest
+from clims_core.report.seg_runs import PUBLISHED_ROWS
 from clims_core.report.summary import write_summary
 from clims_core.stages import eval_cams
 from clims_core.stages.report import ReportSettings, figure_mask_dirs, in_pipeline_order, resolve_baseline, run
@@ -110,9 +111,9 @@ def test_masks_and_seg_sections_with_published_rows(stage_outputs: dict, tmp_pat
     page = parse(html_path)
     assert sections == ["glance", "cams", "masks", "seg", "provenance"]  # no CLIMS CAMs: no figures
     assert page.sections["masks"]["table"] >= 1 and page.sections["seg"]["table"] >= 1
-    assert page.published_rows == 2
+    assert page.published_rows == len(PUBLISHED_ROWS) == 4
     text = html_path.read_text(encoding="utf-8")
-    assert "63.2" in text and "76.9" in text and "73.2" in text and "seed paper Table 1" in text
+    assert "63.2" in text and "76.9" in text and "73.2" in text and "69.3" in text and "Table 1" in text
     assert "CCT + CLIMS pseudo masks" in text  # the run's Table 1 name
 
 
@@ -129,11 +130,11 @@ def test_baseline_and_bad_settings(stage_outputs: dict, tmp_path: Path):
 
 def test_pipeline_order():
     summary = {"cams": {"clims": 1, "cam": 2, "puzzlecam": 3}, "masks": {"clims/irn": 1, "cam/irn": 2},
-               "seg": {"cct_weak_clims": 1, "cct_labeled": 2, "cct_weak_cam": 3},
+               "seg": {"deeplab_clims": 0, "cct_weak_clims": 1, "deeplab_cam": 4, "cct_labeled": 2, "cct_weak_cam": 3},
                "timings_s": {"eval_cams_cam": 1, "train_cam_clims": 2, "make_demo_world": 3, "zeta": 4}}
     ordered = in_pipeline_order(summary)
     assert list(ordered["cams"]) == ["cam", "puzzlecam", "clims"] and list(ordered["masks"]) == ["cam/irn", "clims/irn"]
-    assert list(ordered["seg"]) == ["cct_labeled", "cct_weak_cam", "cct_weak_clims"]
+    assert list(ordered["seg"]) == ["cct_labeled", "cct_weak_cam", "cct_weak_clims", "deeplab_cam", "deeplab_clims"]
     assert list(ordered["timings_s"]) == ["make_demo_world", "train_cam_clims", "eval_cams_cam", "zeta"]
 
 

@@ -17,6 +17,7 @@ from clims_core.data.segmentation import AugmentSettings, image_level_ids
 from clims_core.io.masks import IGNORE_INDEX, load_mask, save_mask
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import EncoderSpec
+from clims_core.models.segmentation import load_seg_model, predict_probabilities
 from clims_core.stages import eval_seg, seg_table, train_seg
 from clims_core.stages.cct_objective import CctLossSettings, cct_step
 from tests.conftest import THREADS, launch_stage
@@ -34,55 +35,17 @@ def _settings(run: str, **changes) -> train_seg.SegTrainSettings:
     return replace(base, **changes)
 
 
-def _ground_truth(settings, image_ids: list[str]) -> dict[str, np.ndarray]:
-    """Class masks of train_aug images, re-rendered from the world's seed (the world writes masks for the
-    pixel-labeled subset only)."""
-    from clims_core.data.demo_world import world as W
-    from clims_core.data.demo_world.scene import render_scene
-    from clims_core.data.demo_world.stuff import build_bank
-
-    wanted = set(image_ids)
-    bank = build_bank(settings.seed, settings.image_size)
-    masks = {}
-    for task in W.plan_tasks(settings):
-        if task.split == "train_aug" and task.image_id in wanted:
-            rng = W.image_streams(settings.seed, W.SPLIT_CODES["train_aug"], task.index)[W.RENDER_STREAM]
-            masks[task.image_id] = render_scene(task.plan, settings, rng, bank).class_mask
-    return masks
-
-
-def _noisy_pseudo_masks(world: dict, out: Path, ignore_share: float = 0.1) -> Path:
-    """Ground truth with noise as pseudo masks (a share of pixels set to ignore), in the refinement stage's
-    index.json form."""
-    manifest = Manifest.load(world["manifest"])
-    ids = manifest.ids("train_aug")
-    truth = _ground_truth(world["settings"], ids)
-    labeled = manifest.mask_path("train", manifest.ids("train")[0])
-    assert np.array_equal(truth[manifest.ids("train")[0]], load_mask(labeled))  # the re-rendering is faithful
-    rng = np.random.default_rng(0)
-    (out / "masks").mkdir(parents=True)
-    for image_id in ids:
-        mask = truth[image_id].copy()
-        mask[rng.random(mask.shape) < ignore_share] = IGNORE_INDEX
-        save_mask(out / "masks" / f"{image_id}.png", mask)
-    index = out / "index.json"
-    index.write_text(json.dumps({"split": "train_aug", "ids": ids, "masks": {i: f"masks/{i}.png" for i in ids},
-                                 "classes": manifest.classes}))
-    return index
-
-
 PIXEL_LABELED = 8  # the tiny world's pixel-labeled split cut to 8 images: 152 image-level images (5% labeled)
 
 
 @pytest.fixture(scope="module")
-def reduced(tiny_world, tmp_path_factory) -> dict:
+def reduced(tiny_world, noisy_pseudo_masks, tmp_path_factory) -> dict:
     """The tiny world with its pixel-labeled split cut to PIXEL_LABELED images, and noisy ground-truth pseudo masks."""
     out = tmp_path_factory.mktemp("seg")
     data = json.loads(Path(tiny_world["manifest"]).read_text())
     data["splits"]["train"] = data["splits"]["train"][:PIXEL_LABELED]
     (out / "manifest.json").write_text(json.dumps(data))
-    return {**tiny_world, "manifest": out / "manifest.json", "out": out,
-            "pseudo": _noisy_pseudo_masks(tiny_world, out / "pseudo")}
+    return {**tiny_world, "manifest": out / "manifest.json", "out": out, "pseudo": noisy_pseudo_masks}
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +85,16 @@ def test_pseudo_masks_are_learned_and_outputs_are_complete(trained, reduced):
                          out / "table1.md", out / "table1.tsv")
     assert [r.method for r in rows] == ["CCT (no pseudo masks)", "CCT + CLIMS pseudo masks"]
     markdown = (out / "table1.md").read_text()
-    assert f"| {r_w['miou']:.1f} |" in markdown and "| CCT + CLIMS | 1.5K | 9.1K | 76.9 | published" in markdown
+    assert f"| {r_w['miou']:.1f} |" in markdown and "| CCT + CLIMS | 1.5K | 9.1K | 76.9 | published: " in markdown
     tsv = (out / "table1.tsv").read_text().splitlines()
-    assert tsv[0] == "method\trun\tpixel_level\timage_level\tval_miou\tsource" and len(tsv) == 5
-    assert tsv[-1].startswith("CCT + CLIMS\t\t1.5K\t9.1K\t76.9\tpublished")
+    assert tsv[0] == "method\trun\tpixel_level\timage_level\tval_miou\tsource" and len(tsv) == 7
+    assert tsv[4].startswith("CCT + CLIMS\t\t1.5K\t9.1K\t76.9\tpublished: ")
 
 
 def test_multiscale_flip_eval_and_checkpoint_roundtrip(trained, reduced, tmp_path):
     results, _ = trained
     _, single, folder = results["cct_weak_gt"]
-    model, payload = train_seg.load_seg_model(folder / "model.pt")
+    model, payload = load_seg_model(folder / "model.pt")
     assert payload["step"] > 0 and not model.training
     multi = eval_seg.run(eval_seg.EvalSegSettings(scales=(1.0, 0.75, 1.25), flip=True, device="cpu", threads=THREADS),
                          reduced["manifest"], folder / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "x")
@@ -146,8 +109,8 @@ def test_eval_is_flip_equivariant_on_a_flipped_image():
     torch.manual_seed(0)
     model = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8), 3, decoders={})).eval()
     image = torch.rand(3, 40, 36)
-    probs = eval_seg.predict_probabilities(model, image, (1.0,), True, torch.device("cpu"))
-    mirrored = eval_seg.predict_probabilities(model, image.flip(-1), (1.0,), True, torch.device("cpu"))
+    probs = predict_probabilities(model, image, (1.0,), True, torch.device("cpu"))
+    mirrored = predict_probabilities(model, image.flip(-1), (1.0,), True, torch.device("cpu"))
     assert probs.shape == (3, 40, 36) and torch.allclose(probs.sum(0), torch.full((40, 36), 2.0), atol=1e-5)
     assert torch.allclose(probs.flip(-1), mirrored, atol=1e-5)
 
@@ -178,7 +141,7 @@ def test_cam_init_copies_the_cam_trunk_and_refuses_another_shape(tmp_path):
     with pytest.raises(ValueError, match="does not fit the segmentation trunk"):
         train_seg.initialise_trunk_from_cam(other, tmp_path / "cam.pt")
     imagenet_grid = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8), 4, decoders={}))
-    with pytest.raises(ValueError, match=r"strides \(2, 2, 2, 1\), but the encoder's dilation assumes"):
+    with pytest.raises(ValueError, match=r"strides \(2, 2, 2, 1\), but the network's dilation assumes"):
         train_seg.initialise_trunk_from_cam(imagenet_grid, tmp_path / "cam.pt")
 
 
@@ -226,7 +189,7 @@ def test_plan_has_the_seg_rules_and_refuses_pseudo_methods_without_masks(tmp_pat
     plan = snakemake(tmp_path / "ok", TINY_DEMO, "-n", "--quiet", "rules", "--cores", "1")
     assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
     jobs = planned_jobs(plan)
-    assert jobs["train_seg"] == jobs["eval_seg"] == 3 and jobs["seg_table"] == 1
+    assert jobs["train_seg"] == 3 and jobs["train_deeplab"] == 2 and jobs["eval_seg"] == 5 and jobs["seg_table"] == 1
 
     config = copy.deepcopy(TINY_DEMO)
     config["seg"]["pseudo_methods"] = ["cam", "puzzlecam"]
@@ -241,9 +204,9 @@ def test_plan_has_the_seg_rules_and_refuses_pseudo_methods_without_masks(tmp_pat
     config["refine"]["crf"]["split"] = "train_aug"
     crf = snakemake(tmp_path / "crf", config, "-n", "--cores", "1")
     assert crf.returncode == 0, crf.stdout[-2000:] + crf.stderr[-2000:]
-    seg_inputs = [line for line in crf.stdout.splitlines()  # train_seg: manifest, CAM trunk (init), masks
+    seg_inputs = [line for line in crf.stdout.splitlines()  # train_seg, train_deeplab: manifest, CAM trunk, masks
                   if "input:" in line and "/cam/cam-" in line and "/masks/" in line]
-    assert len(seg_inputs) == 2 and all("-crf-" in line and "-irn-" not in line for line in seg_inputs), seg_inputs
+    assert len(seg_inputs) == 4 and all("-crf-" in line and "-irn-" not in line for line in seg_inputs), seg_inputs
 
 
 def test_config_checks_of_the_seg_section():

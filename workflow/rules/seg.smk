@@ -1,5 +1,8 @@
-# Semi-supervised segmentation (CCT): cct_labeled and cct_weak_<method> on the pixel-labeled train split plus the
-# image-level images, evaluated on val, gathered into the seed paper's Table 1.
+# Segmentation networks on pseudo masks: CCT (cct_labeled, cct_weak_<method>: the pixel-labeled train split plus the
+# image-level images, the seed paper's Table 1) and DeepLabV2 (deeplab_<method>: train_aug's pseudo masks alone, the
+# papers' weakly supervised last stage), evaluated on val, gathered into one table.
+
+from clims_core.report.seg_runs import seg_run_names
 
 SEG = CFG["seg"]
 _no_masks = [m for m in SEG["pseudo_methods"] if m not in PSEUDO_MASKS]
@@ -8,14 +11,34 @@ if _no_masks:
         f"config key 'seg.pseudo_methods': no refined ({SEG['pseudo_refiner']}) pseudo masks for {_no_masks}; this "
         f"config makes them for {sorted(PSEUDO_MASKS) or 'no method'} (refine.methods with the "
         f"{SEG['pseudo_refiner']} refiner in refine.refiners): add them there or remove them from seg.pseudo_methods")
-# run name -> CAM method of its pseudo masks (None: no pseudo masks), in Table 1 order
-SEG_RUNS = {"cct_labeled": None, **{f"cct_weak_{m}": m for m in SEG["pseudo_methods"]}}
-_SEG_SECTION = [{k: v for k, v in SEG.items() if k not in ("pseudo_methods", "pseudo_refiner", "eval")},
-                CAM["backbone"], TRUNK_WEIGHTS_TAG if SEG["init"] == "imagenet" else None, CFG["seed"]]
+# run name -> (network, CAM method of its pseudo masks or None), in table order
+SEG_RUNS = seg_run_names(SEG["methods"], SEG["pseudo_methods"])
+CCT_RUNS = [run for run, (network, _) in SEG_RUNS.items() if network == "cct"]
+DEEPLAB_RUNS = [run for run, (network, _) in SEG_RUNS.items() if network == "deeplab"]
+# Each network's tag covers what it reads: CCT's section is the seg section as before DeepLab existed (so adding DeepLab
+# reran no CCT training), DeepLab's its own subsection and the shared trunk settings.
+_SHARED = ("methods", "pseudo_methods", "pseudo_refiner", "eval", "deeplab")
+_SEG_SECTIONS = {
+    "cct": {"method": "cct", **{k: v for k, v in SEG.items() if k not in _SHARED}},
+    "deeplab": {"deeplab": SEG["deeplab"], "init": SEG["init"], "output_stride": SEG["output_stride"]},
+}
 _SEG_INIT = [CAM_TAGS["cam"]] if SEG["init"] == "cam" else []
-SEG_TAGS = {run: tag(_SEG_SECTION + [run], DATA_TAG, *_SEG_INIT, *([PSEUDO_MASKS[m]] if m else []))
-            for run, m in SEG_RUNS.items()}
-SEG_EVAL_TAG = tag(SEG["eval"])
+_DEEPLAB_WEIGHTS = SEG["deeplab"]["backbone_weights"]  # its own ImageNet trunk (e.g. ResNet-101), else the shared one
+
+
+def _shared_trunk(network: str) -> bool:
+    """Does this network's trunk start from the shared ImageNet weights (cam.backbone_weights or pretrain_trunk's)?"""
+    return SEG["init"] == "imagenet" and not (network == "deeplab" and _DEEPLAB_WEIGHTS)
+
+
+SEG_TAGS = {
+    run: tag([_SEG_SECTIONS[network], CAM["backbone"], TRUNK_WEIGHTS_TAG if _shared_trunk(network) else None,
+              CFG["seed"], run], DATA_TAG, *_SEG_INIT, *([PSEUDO_MASKS[m]] if m else []))
+    for run, (network, m) in SEG_RUNS.items()}
+# Without the CRF the eval tag is the one from before seg.eval.crf existed (no eval reran for the new key).
+_EVAL_CRF = CFG["refine"]["densecrf"] if SEG["eval"]["crf"] else None
+SEG_EVAL_TAG = tag({k: v for k, v in SEG["eval"].items() if k != "crf"} if _EVAL_CRF is None else
+                   [SEG["eval"], _EVAL_CRF])
 
 
 def seg_dir(run: str) -> str:
@@ -27,19 +50,31 @@ SEG_TABLE = {"md": f"{RESULTS}/seg/table1.md", "tsv": f"{RESULTS}/seg/table1.tsv
 ALL_TARGETS.extend([*SEG_EVAL.values(), *SEG_TABLE.values()])
 
 for _run in SEG_RUNS:
-    benchmark(f"train_seg_{_run}", SEG_TAGS[_run])
+    benchmark(f"{'train_deeplab' if _run in DEEPLAB_RUNS else 'train_seg'}_{_run}", SEG_TAGS[_run])
 
 
 def train_seg_inputs(wildcards) -> dict[str, str]:
     inputs = {"manifest": MANIFEST}
     if SEG["init"] == "cam":
         inputs["init"] = f"{cam_dir('cam')}/model.pt"
-    if SEG["init"] == "imagenet":
+    if _shared_trunk(SEG_RUNS[wildcards.run][0]):
         inputs.update(TRUNK_INPUT)
-    pseudo_method = SEG_RUNS[wildcards.run]
+    _, pseudo_method = SEG_RUNS[wildcards.run]
     if pseudo_method:
         inputs["pseudo"] = PSEUDO_MASKS[pseudo_method]
     return inputs
+
+
+# What both trainings read besides their own section, so e.g. a new eval setting or another CAM method's knobs rerun
+# nothing there.
+_TRAIN_PARAMS = dict(
+    cam={"backbone": CAM["backbone"], "backbone_weights": TRUNK_WEIGHTS},
+    seed=CFG["seed"],
+    device=CFG["device"],
+    precision=CFG["precision"],
+    gpus=CFG["gpus"],
+    checkpoint_every=CFG["checkpoint_every"],
+)
 
 
 rule train_seg:
@@ -49,18 +84,12 @@ rule train_seg:
         checkpoint=f"{RESULTS}/seg/{{run}}-{{tag}}/model.pt",
         metrics=f"{RESULTS}/seg/{{run}}-{{tag}}/metrics.json",
     params:
-        # Only what training reads, so e.g. a new eval setting or another CAM method's knobs rerun nothing here.
-        seg={key: SEG[key] for key in ("method", "init", "output_stride", "cct", "train")},
-        cam={"backbone": CAM["backbone"], "backbone_weights": TRUNK_WEIGHTS},
-        seed=CFG["seed"],
-        device=CFG["device"],
-        precision=CFG["precision"],
-        gpus=CFG["gpus"],
-        checkpoint_every=CFG["checkpoint_every"],
+        seg={key: SEG[key] for key in ("init", "output_stride", "cct", "train")},
+        **_TRAIN_PARAMS,
         work_dir=lambda wc: f"{WORK}/train_seg/{wc.run}-{wc.tag}",
         code=code("train_seg"),
     wildcard_constraints:
-        run="|".join(SEG_RUNS),
+        run="|".join(CCT_RUNS) or "no-cct-run",
     threads: 8
     resources:
         gpu=GPUS,
@@ -72,6 +101,30 @@ rule train_seg:
         "../scripts/train_seg.py"
 
 
+rule train_deeplab:
+    input:
+        unpack(train_seg_inputs),
+    output:
+        checkpoint=f"{RESULTS}/seg/{{run}}-{{tag}}/model.pt",
+        metrics=f"{RESULTS}/seg/{{run}}-{{tag}}/metrics.json",
+    params:
+        seg={key: SEG[key] for key in ("init", "output_stride", "deeplab")},
+        **_TRAIN_PARAMS,
+        work_dir=lambda wc: f"{WORK}/train_deeplab/{wc.run}-{wc.tag}",
+        code=code("train_deeplab"),
+    wildcard_constraints:
+        run="|".join(DEEPLAB_RUNS) or "no-deeplab-run",
+    threads: 8
+    resources:
+        gpu=GPUS,
+    log:
+        f"{LOGS}/train_deeplab/{{run}}-{{tag}}.log",
+    benchmark:
+        f"{LOGS}/train_deeplab_{{run}}/{{tag}}.benchmark.tsv"
+    script:
+        "../scripts/train_deeplab.py"
+
+
 rule eval_seg:
     input:
         manifest=MANIFEST,
@@ -81,6 +134,7 @@ rule eval_seg:
         tsv=f"{RESULTS}/seg/{{run}}-{{tag}}/eval-{{evaltag}}.tsv",
     params:
         eval=SEG["eval"],
+        densecrf=_EVAL_CRF,
         device=CFG["device"],
         precision=CFG["precision"],
         code=code("eval_seg"),
@@ -103,7 +157,7 @@ rule seg_table:
         md=SEG_TABLE["md"],
         tsv=SEG_TABLE["tsv"],
     params:
-        runs=SEG_RUNS,
+        runs={run: m for run, (_, m) in SEG_RUNS.items()},
         evals=dict(SEG_EVAL),
         code=code("seg_table"),
     log:

@@ -5,8 +5,6 @@ from clims_core.stages import eval_seg
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], f"eval_seg[{sm.wildcards.run}]"):
-    section = sm.params.eval
-    settings = eval_seg.EvalSegSettings(scales=tuple(section["scales"]), flip=section["flip"],
-                                        device=sm.params.device, precision=sm.params.precision,
-                                        threads=sm.threads, workers=section["workers"])
+    settings = eval_seg.settings_from_config(sm.params.eval, sm.params.densecrf, sm.params.device,
+                                             sm.params.precision, sm.threads)
     eval_seg.run(settings, sm.input.manifest, sm.input.checkpoint, sm.output.json, sm.output.tsv, sm.wildcards.run)

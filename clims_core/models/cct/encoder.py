@@ -1,6 +1,6 @@
 """CCT's encoder: a ResNet trunk at output stride 8 (dilated layer3/layer4) and PSPNet's pyramid pooling module.
 
-The trunk is :class:`clims_core.models.backbone.ResNetTrunk` (torchvision blocks, so ImageNet weights load as they
+The trunk is :func:`clims_core.models.backbone.dilated_trunk` (torchvision blocks, so ImageNet weights load as they
 are). Strides removed from layer3/layer4 are replaced by dilation so that every 3x3 convolution samples the same
 image positions as in the network the weights were trained in (``pretrained_strides``): from ImageNet's (2, 2, 2, 2)
 to output stride 8 this is torchvision's ``replace_stride_with_dilation`` (layer3 x2, layer4 x4); from the demo CAM
@@ -12,13 +12,13 @@ weights fit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clims_core.models.backbone import BackboneSpec, ResNetTrunk
+from clims_core.models.backbone import BackboneSpec, dilated_trunk
 
 OUTPUT_STRIDES = (8, 16)
 
@@ -39,35 +39,6 @@ class EncoderSpec:
         object.__setattr__(self, "pretrained_strides", tuple(self.pretrained_strides))
         if self.pretrained_strides[:2] != (2, 2) or any(s not in (1, 2) for s in self.pretrained_strides[2:]):
             raise ValueError(f"pretrained_strides: expected (2, 2, 1 or 2, 1 or 2), got {self.pretrained_strides}")
-
-
-def _dilate(layer: nn.Sequential, first: int, rest: int) -> None:
-    """Dilate a stage's 3x3 convolutions: ``first`` for the one that carried the stride (the first 3x3 of the first
-    block), ``rest`` for every other (padding = dilation keeps the size)."""
-    for index, block in enumerate(layer):
-        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
-        for position, conv in enumerate(convs):
-            dilation = first if index == 0 and position == 0 else rest
-            conv.dilation, conv.padding = (dilation, dilation), (dilation, dilation)
-
-
-def dilated_trunk(backbone: BackboneSpec, output_stride: int,
-                  pretrained_strides: tuple[int, int, int, int] = (2, 2, 2, 2)) -> ResNetTrunk:
-    """A ResNet trunk at ``output_stride`` (8: layer3 and layer4 at stride 1; 16: layer4 at stride 1) whose 3x3
-    convolutions are dilated by how much denser their grid is than in the pretrained network."""
-    strides = (2, 2, 1, 1) if output_stride == 8 else (2, 2, 2, 1)
-    trunk = ResNetTrunk(replace(backbone, strides=strides))
-    old, new, previous = 1, 1, 1
-    for layer, old_stride, new_stride in zip((trunk.layer3, trunk.layer4), pretrained_strides[2:], strides[2:]):
-        old, new = old * old_stride, new * new_stride
-        if old < new:
-            raise ValueError(f"output stride {output_stride} is coarser than the pretrained trunk's at a stage "
-                             f"(strides {tuple(pretrained_strides)}); dilation cannot undo it")
-        dilation = old // new
-        if dilation > 1 or previous > 1:
-            _dilate(layer, previous, dilation)
-        previous = dilation
-    return trunk
 
 
 class PyramidPooling(nn.Module):

@@ -49,6 +49,14 @@ class CCT(nn.Module):
             AuxiliaryDecoder(kind, self.encoder.out_channels, spec.n_classes, upscale, spec.perturbations, spec.decoder)
             for kind in KINDS for _ in range(spec.decoders.get(kind, 0)))
 
+    @property
+    def n_classes(self) -> int:
+        return self.spec.n_classes
+
+    @property
+    def output_stride(self) -> int:
+        return self.spec.encoder.output_stride
+
     def features(self, images01: torch.Tensor) -> torch.Tensor:
         """Encoder output of pixel-space [0, 1] images."""
         return self.encoder(imagenet_normalize(images01))
