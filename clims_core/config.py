@@ -248,6 +248,16 @@ def _check_segment(config: dict, base: Path) -> None:
                           "images or a text file with one image path per line)")
 
 
+def _check_submission(config: dict, base: Path) -> None:
+    submission = config["submission"]
+    if submission["test_root"] is None:
+        return
+    root = resolve(base, submission["test_root"])
+    if not (root / submission["test_list"]).is_file():
+        raise ConfigError(f"config key 'submission.test_root': {root / submission['test_list']} does not exist "
+                          f"(expected the VOC 2012 test download's VOC2012 folder with submission.test_list in it)")
+
+
 def _check_precision(config: dict, base: Path) -> None:
     if config["precision"] == "bf16" and config["device"] == "cpu":
         raise ConfigError("config key 'precision': bf16 autocast runs on CUDA only, and device is cpu "
@@ -257,7 +267,7 @@ def _check_precision(config: dict, base: Path) -> None:
 # Cross-key checks run in order after the schema; later stages append theirs.
 CHECKS: list[Callable[[dict, Path], None]] = [_check_precision, _check_dataset, _check_confounders, _check_clip,
                                               _check_cam, _check_clims, _check_report, _check_refine, _check_seg,
-                                              _check_segment]
+                                              _check_segment, _check_submission]
 
 
 def validate_config(config: dict, base_dir: str | Path = ".", schema: dict | None = None) -> dict:

@@ -1,9 +1,11 @@
-"""The user's own images for ``segment``: a folder of image files or a text file of paths (pathlib only, so the
-workflow can list them at plan time)."""
+"""The user's own images for ``segment`` and ``voc_submission``: a folder of image files or a text file of paths
+(listed with pathlib only, so the workflow can list them at plan time), and the decode check of every one."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -28,3 +30,17 @@ def image_paths(source: str | Path) -> list[Path]:
     if missing:
         raise ValueError(f"segment.images {source}: {len(missing)} listed images do not exist, e.g. {missing[:5]}")
     return paths
+
+
+def check_images(paths: list[Path]) -> None:
+    """Decode every image fully; raise naming every file that is not a readable image."""
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except Exception as error:  # PIL raises several kinds for corrupt, truncated or non-image files
+            bad.append(f"{path} ({error.__class__.__name__})")
+    if bad:
+        raise ValueError(f"{len(bad)} of {len(paths)} files are not readable images: {bad[:10]}"
+                         f"{' ...' if len(bad) > 10 else ''}")

@@ -24,10 +24,10 @@ from clims_core.data.segmentation import EvalDataset, split_paths
 from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import write_json, write_text
 from clims_core.io.cam_store import sha256_file
+from clims_core.io.predictions import PredictionSettings
 from clims_core.metrics.results import percent
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
 from clims_core.models.segmentation import SegmentationNetwork, load_seg_model, predict_labels
-from clims_core.refine.crf import CrfSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +35,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvalSegSettings:
     split: str = "val"
-    scales: tuple[float, ...] = (1.0,)
-    flip: bool = False
+    prediction: PredictionSettings = PredictionSettings()  # scales, flip, optional denseCRF (seg.eval)
     device: str = "auto"
-    precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
     workers: int = 0
-    crf: CrfSettings | None = None  # denseCRF on each image's probabilities (seg.eval.crf; refine.densecrf's kernels)
-
-    def __post_init__(self) -> None:
-        if not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"eval scales must be positive, got {self.scales}")
-        object.__setattr__(self, "scales", tuple(self.scales))
 
 
 @torch.no_grad()
@@ -57,8 +49,8 @@ def evaluate(model: SegmentationNetwork, dataset: EvalDataset, settings: EvalSeg
     total = np.zeros((n, n), dtype=np.int64)
     loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers)
     for image, gt, _ in tqdm(loader, desc=f"eval_seg[{settings.split}]", unit="img", mininterval=2.0):
-        prediction = predict_labels(model, image, settings.scales, settings.flip, device, settings.precision,
-                                    settings.crf)
+        p = settings.prediction
+        prediction = predict_labels(model, image, p.scales, p.flip, device, p.precision, p.crf)
         total += confusion(prediction, gt.numpy(), n)
     return total
 
@@ -91,7 +83,8 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     trained = payload.get("metrics", {})
     result = {
         "run": run_name, "method": trained.get("method", "cct"), "split": settings.split, "images": len(images),
-        "scales": list(settings.scales), "flip": settings.flip, "crf": settings.crf is not None,
+        "scales": list(settings.prediction.scales), "flip": settings.prediction.flip,
+        "crf": settings.prediction.crf is not None,
         "miou": percent(scores["miou"]),
         "pixel_accuracy": percent(np.diag(conf).sum() / max(conf.sum(), 1)),
         "per_class": {name: {key: percent(scores[key][i]) for key in ("iou", "precision", "recall")}
@@ -111,6 +104,5 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
 def settings_from_config(section: dict[str, Any], densecrf: dict[str, Any] | None, device: str, precision: str,
                          threads: int) -> EvalSegSettings:
     """``seg.eval`` (+ ``refine.densecrf``'s kernels when ``seg.eval.crf``) -> settings."""
-    return EvalSegSettings(scales=tuple(section["scales"]), flip=section["flip"], device=device, precision=precision,
-                           threads=threads, workers=section["workers"],
-                           crf=CrfSettings(**densecrf) if section["crf"] else None)
+    return EvalSegSettings(prediction=PredictionSettings.from_config(section, densecrf, precision), device=device,
+                           threads=threads, workers=section["workers"])

@@ -19,7 +19,8 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 # Rules that train or run a network: they ask Slurm for a GPU unless the config pins the CPU.
 GPU_RULES = {"pretrain_clip", "pretrain_trunk", "finetune_clip", "eval_clip", "train_cam", "make_cams", "train_irn",
-             "make_pseudo_masks", "train_seg", "train_deeplab", "eval_seg", "segment"}
+             "make_pseudo_masks", "train_seg", "train_deeplab", "eval_seg", "segment",
+             "voc_submission"}
 # What the Slurm run asks for: the plain-CAM evaluation, i.e. these five jobs in a chain.
 CHAIN = {"make_demo_world", "prepare_data", "train_cam", "make_cams", "eval_cams"}
 

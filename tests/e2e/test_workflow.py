@@ -9,6 +9,8 @@ import pytest
 
 from clims_core.data.manifest import Manifest
 from clims_core.io.masks import load_mask
+from clims_core.stages.voc_submission import check_submission
+from tests.e2e.conftest import SUBMITTED, TEST_SPLIT
 from tests.e2e.workflow import TINY_DEMO, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +57,11 @@ def test_tiny_demo_runs_end_to_end(tiny_run):
     for entry, size in zip(index["images"], ((64, 48), (50, 70), (33, 33))):
         assert load_mask(segmented[0].parent / entry["mask"]).shape == size[::-1] and entry["size"] == list(size)
         assert (segmented[0].parent / entry["overlay"]).is_file()
+    # the voc_submission target: one archive per submitted run, in the server's layout
+    archives = sorted((tmp_path / "results" / "submission").glob("*.tar.gz"))
+    assert [a.name.split("-")[0] for a in archives] == SUBMITTED
+    for archive in archives:
+        check_submission(archive, TEST_SPLIT, len(manifest.classes))
     assert (tmp_path / "results" / "report" / "index.html").is_file()
     checkpoints = sorted((tmp_path / "results" / "clip").glob("*/clip.pt"))
     assert [p.parent.name.split("-")[0] for p in checkpoints] == ["finetune", "pretrain"]

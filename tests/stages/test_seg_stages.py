@@ -7,14 +7,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from clims_core.config import validate_schema
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import AugmentSettings, image_level_ids
-from clims_core.io.masks import IGNORE_INDEX, load_mask, save_mask
+from clims_core.io.predictions import PredictionSettings
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import EncoderSpec
 from clims_core.models.segmentation import load_seg_model, predict_probabilities
@@ -96,7 +95,8 @@ def test_multiscale_flip_eval_and_checkpoint_roundtrip(trained, reduced, tmp_pat
     _, single, folder = results["cct_weak_gt"]
     model, payload = load_seg_model(folder / "model.pt")
     assert payload["step"] > 0 and not model.training
-    multi = eval_seg.run(eval_seg.EvalSegSettings(scales=(1.0, 0.75, 1.25), flip=True, device="cpu", threads=THREADS),
+    multi = eval_seg.run(eval_seg.EvalSegSettings(prediction=PredictionSettings((1.0, 0.75, 1.25), flip=True),
+                                                  device="cpu", threads=THREADS),
                          reduced["manifest"], folder / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "x")
     assert multi["scales"] == [1.0, 0.75, 1.25] and multi["flip"] is True
     assert multi["miou"] != single["miou"] and 0 <= multi["miou"] <= 100

@@ -1,5 +1,6 @@
-# The segment target: one of this config's segmentation runs applied to the user's images (segment.images), masks +
-# overlays + index under results/segment/. Off (no rule target in `all`) while segment.images is null.
+# The segment and voc_submission targets: this config's segmentation runs applied to the user's own images
+# (segment.images: masks, overlays, index under results/segment/) and to the VOC 2012 test split (submission.test_root:
+# the evaluation server's layout, archived, under results/submission/). Each is off while its key is null.
 
 from clims_core.config import resolve
 from clims_core.data.image_list import image_paths
@@ -40,3 +41,40 @@ if SEGMENT["images"] is not None:
             f"{LOGS}/segment/{_segment_run}.log",
         script:
             "../scripts/segment.py"
+
+# The voc_submission target: each submitted run's masks of the test split in the VOC server's layout, archived.
+SUBMISSION = CFG["submission"]
+if SUBMISSION["test_root"] is not None:
+    _submit_runs = SUBMISSION["runs"] or list(SEG_RUNS)
+    _unknown = [run for run in _submit_runs if run not in SEG_RUNS]
+    if _unknown:
+        raise WorkflowError(f"config key 'submission.runs': {_unknown} are not segmentation runs of this config "
+                            f"(runs: {list(SEG_RUNS)})")
+    SUBMISSION_TAG = tag([SUBMISSION, SEG["eval"], _EVAL_CRF])
+    SUBMISSIONS = {run: f"{RESULTS}/submission/{run}-{SEG_TAGS[run]}-{SUBMISSION_TAG}" for run in _submit_runs}
+    ALL_TARGETS.extend(f"{folder}.tar.gz" for folder in SUBMISSIONS.values())
+
+    rule voc_submission:
+        input:
+            checkpoint=f"{RESULTS}/seg/{{run}}-{{tag}}/model.pt",
+            manifest=MANIFEST,
+        output:
+            folder=directory(f"{RESULTS}/submission/{{run}}-{{tag}}-{{subtag}}"),
+            archive=f"{RESULTS}/submission/{{run}}-{{tag}}-{{subtag}}.tar.gz",
+        params:
+            submission=SUBMISSION,
+            eval=SEG["eval"],
+            densecrf=_EVAL_CRF,
+            device=CFG["device"],
+            precision=CFG["precision"],
+            code=code("voc_submission"),
+        wildcard_constraints:
+            run="|".join(_submit_runs),
+            subtag=SUBMISSION_TAG,
+        threads: 2
+        resources:
+            gpu=min(GPUS, 1),
+        log:
+            f"{LOGS}/voc_submission/{{run}}-{{tag}}-{{subtag}}.log",
+        script:
+            "../scripts/voc_submission.py"

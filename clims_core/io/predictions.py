@@ -1,0 +1,78 @@
+"""A segmentation network's masks of image files, written as VOC palette PNGs (``segment``, ``voc_submission``).
+
+Each image is decoded, predicted whole (:func:`~clims_core.models.segmentation.predict_labels`: scales, flip,
+optional denseCRF) and written at its own size; overlays blend the mask's VOC colours into the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from clims_core.io.masks import colorize, save_mask
+from clims_core.models.segmentation import SegmentationNetwork, predict_labels
+from clims_core.refine.crf import CrfSettings
+
+OVERLAY_ALPHA = 0.5  # the mask's share of an overlay pixel where the mask is not background
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    crf: CrfSettings | None = None  # denseCRF with the softmax as the unary
+    precision: str = "auto"  # see clims_core.device.autocast
+
+    def __post_init__(self) -> None:
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"prediction scales must be positive, got {self.scales}")
+        object.__setattr__(self, "scales", tuple(self.scales))
+
+    @classmethod
+    def from_config(cls, seg_eval: dict[str, Any], densecrf: dict[str, Any] | None,
+                    precision: str = "auto") -> PredictionSettings:
+        """``seg.eval``'s scales, flip and crf (with ``refine.densecrf``'s kernels): images are predicted as val is."""
+        return cls(scales=tuple(seg_eval["scales"]), flip=seg_eval["flip"],
+                   crf=CrfSettings(**densecrf) if seg_eval["crf"] else None, precision=precision)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the mask's VOC colours blended in where the mask is not background."""
+    blended = image.astype(np.float32)
+    objects = mask > 0
+    blended[objects] = (1 - OVERLAY_ALPHA) * blended[objects] + OVERLAY_ALPHA * colorize(mask)[objects]
+    return blended.round().astype(np.uint8)
+
+
+def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list[str], out_dir: Path,
+                      settings: PredictionSettings, device: torch.device, classes: list[str],
+                      mask_dir: str = "masks", overlay_dir: str | None = None, desc: str = "predict"
+                      ) -> list[dict[str, Any]]:
+    """``out_dir/<mask_dir>/<name>.png`` per image (and ``<overlay_dir>/<name>.jpg``); one index entry per image:
+    ``{"image", "mask", "overlay", "size": [w, h], "classes": [names present]}``."""
+    (out_dir / mask_dir).mkdir(parents=True, exist_ok=True)
+    if overlay_dir:
+        (out_dir / overlay_dir).mkdir(parents=True, exist_ok=True)
+    names_with_background = ["background", *classes]
+    entries = []
+    for path, name in tqdm(list(zip(paths, names)), desc=desc, unit="img", mininterval=2.0):
+        with Image.open(path) as image:
+            pixels = np.array(image.convert("RGB"))
+        tensor = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+        mask = predict_labels(model, tensor, settings.scales, settings.flip, device, settings.precision,
+                              settings.crf).astype(np.uint8)
+        save_mask(out_dir / mask_dir / f"{name}.png", mask)
+        entry = {"image": str(path), "mask": f"{mask_dir}/{name}.png", "overlay": None,
+                 "size": [int(mask.shape[1]), int(mask.shape[0])],
+                 "classes": [names_with_background[i] for i in np.unique(mask) if i > 0]}
+        if overlay_dir:
+            Image.fromarray(overlay(pixels, mask)).save(out_dir / overlay_dir / f"{name}.jpg", quality=90)
+            entry["overlay"] = f"{overlay_dir}/{name}.jpg"
+        entries.append(entry)
+    return entries
