@@ -51,3 +51,12 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
 def colorize(mask: np.ndarray) -> np.ndarray:
     """RGB rendering of a label map with the VOC colours (for figures)."""
     return voc_colormap()[mask]
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The image (H x W x 3 uint8) with every non-background label painted in its VOC colour (ignore in VOC's
+    cream), ``alpha`` the colour's share."""
+    out = image.astype(np.float32)
+    paint = mask != 0
+    out[paint] = (1 - alpha) * out[paint] + alpha * voc_colormap()[mask[paint]]
+    return out.round().astype(np.uint8)

@@ -15,12 +15,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from clims_core.io.masks import colorize, save_mask
+from clims_core.io.masks import overlay, save_mask
 from clims_core.models.segmentation import SegmentationNetwork, predict_labels
 from clims_core.refine.crf import CrfSettings
-
-OVERLAY_ALPHA = 0.5  # the mask's share of an overlay pixel where the mask is not background
-
 
 @dataclass(frozen=True)
 class PredictionSettings:
@@ -40,14 +37,6 @@ class PredictionSettings:
         """``seg.eval``'s scales, flip and crf (with ``refine.densecrf``'s kernels): images are predicted as val is."""
         return cls(scales=tuple(seg_eval["scales"]), flip=seg_eval["flip"],
                    crf=CrfSettings(**densecrf) if seg_eval["crf"] else None, precision=precision)
-
-
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image with the mask's VOC colours blended in where the mask is not background."""
-    blended = image.astype(np.float32)
-    objects = mask > 0
-    blended[objects] = (1 - OVERLAY_ALPHA) * blended[objects] + OVERLAY_ALPHA * colorize(mask)[objects]
-    return blended.round().astype(np.uint8)
 
 
 def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list[str], out_dir: Path,
@@ -72,7 +61,7 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
                  "size": [int(mask.shape[1]), int(mask.shape[0])],
                  "classes": [names_with_background[i] for i in np.unique(mask) if i > 0]}
         if overlay_dir:
-            Image.fromarray(overlay(pixels, mask)).save(out_dir / overlay_dir / f"{name}.jpg", quality=90)
+            Image.fromarray(overlay(pixels, mask, 0.5)).save(out_dir / overlay_dir / f"{name}.jpg", quality=90)
             entry["overlay"] = f"{overlay_dir}/{name}.jpg"
         entries.append(entry)
     return entries

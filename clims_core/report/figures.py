@@ -25,7 +25,7 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.cam_store import CamStore
-from clims_core.io.masks import IGNORE_INDEX, load_mask, voc_colormap
+from clims_core.io.masks import IGNORE_INDEX, load_mask, overlay, voc_colormap
 from clims_core.metrics.segmentation import cams_to_label
 from clims_core.report.names import method_name
 from clims_core.report.plots import to_png
@@ -73,14 +73,6 @@ def class_iou(pred: np.ndarray, gt: np.ndarray, class_id: int) -> float:
 def label_map(store: CamStore, image_id: str, threshold: float) -> np.ndarray:
     keys, cams = store.read(image_id)
     return cams_to_label(cams, keys, threshold)
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """The image with every non-background label painted in its VOC colour (ignore in VOC's cream)."""
-    out = image.astype(np.float32)
-    paint = mask != 0
-    out[paint] = (1 - alpha) * out[paint] + alpha * voc_colormap()[mask[paint]]
-    return out.round().astype(np.uint8)
 
 
 def _stuff_map(manifest: Manifest, image_id: str) -> np.ndarray | None:
@@ -143,17 +135,17 @@ def render(manifest: Manifest, split: str, class_name: str, stuff: str | None, r
         with Image.open(manifest.image_path(image_id)) as opened:
             image = np.asarray(opened.convert("RGB"))
         gt = load_mask(manifest.mask_path(split, image_id))
-        panels = [(image, None), (overlay(image, gt), None)]
+        panels = [(image, None), (overlay(image, gt, OVERLAY_ALPHA), None)]
         for method, store in stores.items():
             pred = label_map(store, image_id, thresholds[method])
-            panels.append((overlay(image, pred), row.candidate.ious[method]))
+            panels.append((overlay(image, pred, OVERLAY_ALPHA), row.candidate.ious[method]))
             shown_labels.update(np.unique(pred).tolist())
         for folder in mask_dirs.values():
             path = Path(folder) / "masks" / f"{image_id}.png"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: pseudo mask missing (expected for every {split} image)")
             pred = load_mask(path)
-            panels.append((overlay(image, pred), class_iou(pred, gt, class_id)))
+            panels.append((overlay(image, pred, OVERLAY_ALPHA), class_iou(pred, gt, class_id)))
             shown_labels.update(np.unique(pred).tolist())
         shown_labels.update(np.unique(gt).tolist())
         for c, (pixels, iou) in enumerate(panels):
@@ -189,3 +181,44 @@ def class_figure(manifest: Manifest, split: str, class_name: str, stuff: str | N
         result.rows = choose_rows(candidates, rows)
         result.png = render(manifest, split, class_name, stuff, result.rows, stores, thresholds, mask_dirs)
     return result
+
+
+def seg_examples_figure(manifest: Manifest, split: str, examples: Mapping[str, Path]) -> bytes | None:
+    """Segmented images beside their ground truth: one row per image that every run's folder holds
+    (``<id>.png``, eval_seg's first images of the split), columns image | ground truth | one per run."""
+    runs = {run: Path(folder) for run, folder in examples.items() if Path(folder).is_dir()}
+    if not runs:
+        return None
+    ids = [i for i in manifest.ids(split) if all((folder / f"{i}.png").is_file() for folder in runs.values())]
+    if not ids:
+        return None
+    names = ["background", *manifest.classes]
+    columns = ["image", "ground truth", *runs]
+    figure = Figure(figsize=(2.0 * len(columns), 2.1 * len(ids) + 0.7), dpi=100)
+    grid = figure.subplots(len(ids), len(columns), squeeze=False)
+    shown: set[int] = set()
+    for r, image_id in enumerate(ids):
+        with Image.open(manifest.image_path(image_id)) as opened:
+            image = np.asarray(opened.convert("RGB"))
+        gt = load_mask(manifest.mask_path(split, image_id))
+        panels = [image, overlay(image, gt, OVERLAY_ALPHA)]
+        for folder in runs.values():
+            prediction = load_mask(folder / f"{image_id}.png")
+            panels.append(overlay(image, prediction, OVERLAY_ALPHA))
+            shown.update(np.unique(prediction).tolist())
+        shown.update(np.unique(gt).tolist())
+        for c, pixels in enumerate(panels):
+            axes = grid[r, c]
+            axes.imshow(pixels, interpolation="nearest")
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if r == 0:
+                axes.set_title(columns[c], fontsize=8)
+        grid[r, 0].set_ylabel(image_id, fontsize=8)
+    colours = voc_colormap() / 255.0
+    handles = [Patch(color=colours[k], label=names[k]) for k in sorted(shown) if 0 < k < len(names)]
+    if IGNORE_INDEX in shown:
+        handles.append(Patch(color=colours[IGNORE_INDEX], label="ignore"))
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8) or 1, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.6 / (2.1 * len(ids) + 0.7), 1, 1))
+    return to_png(figure)

@@ -303,7 +303,8 @@ def masks_section(masks: Mapping[str, Mapping[str, Any]], bars: Picture | None) 
     return section("masks", "Pseudo masks", body)
 
 
-def seg_section(seg: Mapping[str, Mapping[str, Any]], published: Sequence[PublishedRow]) -> str:
+def seg_section(seg: Mapping[str, Mapping[str, Any]], published: Sequence[PublishedRow],
+                examples: Picture | None = None) -> str:
     runs = list(seg)
     values = [[seg[r]["miou"]] for r in runs]
     rows: list[list[Cell | str]] = []
@@ -325,6 +326,8 @@ def seg_section(seg: Mapping[str, Mapping[str, Any]], published: Sequence[Publis
         values = [[seg[r]["per_class"].get(c) for r in per_class] for c in classes_]
         rows = [[Cell(escape(c)), *cells] for c, cells in zip(classes_, numeric_cells(values, per="row"))]
         body += "<h3>Per-class IoU on val</h3>" + table(["class", *per_class], rows)
+    if examples is not None:
+        body += "<h3>Segmented val images</h3>" + picture(examples)
     return section("seg", "Segmentation (seed Table 1)", body)
 
 

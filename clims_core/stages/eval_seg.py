@@ -22,8 +22,9 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import EvalDataset, split_paths
 from clims_core.device import memory_format, pick_device
-from clims_core.io.atomic import write_json, write_text
+from clims_core.io.atomic import atomic_directory, write_json, write_text
 from clims_core.io.cam_store import sha256_file
+from clims_core.io.masks import save_mask
 from clims_core.io.predictions import PredictionSettings
 from clims_core.metrics.results import percent
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
@@ -39,20 +40,25 @@ class EvalSegSettings:
     device: str = "auto"
     threads: int = 1
     workers: int = 0
+    examples: int = 4  # the first images of the split whose predictions are kept for the report
 
 
 @torch.no_grad()
 def evaluate(model: SegmentationNetwork, dataset: EvalDataset, settings: EvalSegSettings,
-             device: torch.device) -> np.ndarray:
-    """Confusion matrix (rows ground truth, columns prediction) over the split."""
+             device: torch.device) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Confusion matrix (rows ground truth, columns prediction) over the split, and the predictions of its first
+    ``settings.examples`` images by index."""
     n = model.n_classes
     total = np.zeros((n, n), dtype=np.int64)
+    kept = {}
     loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers)
-    for image, gt, _ in tqdm(loader, desc=f"eval_seg[{settings.split}]", unit="img", mininterval=2.0):
+    for image, gt, index in tqdm(loader, desc=f"eval_seg[{settings.split}]", unit="img", mininterval=2.0):
         p = settings.prediction
         prediction = predict_labels(model, image, p.scales, p.flip, device, p.precision, p.crf)
         total += confusion(prediction, gt.numpy(), n)
-    return total
+        if int(index) < settings.examples:
+            kept[int(index)] = prediction.astype(np.uint8)
+    return total, kept
 
 
 def to_tsv(result: dict[str, Any]) -> str:
@@ -66,18 +72,19 @@ def to_tsv(result: dict[str, Any]) -> str:
 
 
 def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: str | Path, json_path: str | Path,
-        tsv_path: str | Path, run_name: str) -> dict[str, Any]:
-    """Evaluate one checkpoint on ``settings.split``; write JSON and TSV; return the JSON's dict."""
+        tsv_path: str | Path, run_name: str, examples_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate one checkpoint on ``settings.split``; write JSON and TSV (and the first images' predictions as
+    ``examples_dir/<id>.png``, for the report); return the JSON's dict."""
     start = time.perf_counter()
     manifest = Manifest.load(manifest_path)
-    _, images, masks = split_paths(manifest, settings.split, with_masks=True)
+    ids, images, masks = split_paths(manifest, settings.split, with_masks=True)
     device = pick_device(settings.device, settings.threads)
     model, payload = load_seg_model(checkpoint_path)
     if model.n_classes != len(manifest.classes) + 1:
         raise ValueError(f"{checkpoint_path}: network has {model.n_classes - 1} classes, the manifest "
                          f"{len(manifest.classes)}")
     model = model.to(device, memory_format=memory_format(device))
-    conf = evaluate(model, EvalDataset(images, masks, len(manifest.classes)), settings, device)
+    conf, kept = evaluate(model, EvalDataset(images, masks, len(manifest.classes)), settings, device)
     scores = scores_from_confusion(conf)
     names = ["background", *manifest.classes]
     trained = payload.get("metrics", {})
@@ -96,6 +103,10 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     }
     log.info("eval_seg %s: mIoU %.2f over %d %s images", run_name, result["miou"] or float("nan"), len(images),
              settings.split)
+    if examples_dir is not None:
+        with atomic_directory(examples_dir) as tmp:
+            for index, prediction in sorted(kept.items()):
+                save_mask(tmp / f"{ids[index]}.png", prediction)
     write_json(json_path, result)
     write_text(tsv_path, to_tsv(result))
     return result

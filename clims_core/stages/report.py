@@ -20,7 +20,7 @@ from clims_core.data.manifest import Manifest
 from clims_core.io.atomic import atomic_directory, write_text
 from clims_core.io.cam_store import CamStore
 from clims_core.report import html, plots
-from clims_core.report.figures import ClassFigure, class_figure
+from clims_core.report.figures import ClassFigure, class_figure, seg_examples_figure
 from clims_core.report.names import method_name
 from clims_core.report.seg_runs import PUBLISHED_ROWS, PublishedRow, seg_run_order
 
@@ -127,8 +127,8 @@ def make_figures(settings: ReportSettings, manifest: Manifest, cams: Mapping[str
 
 
 def build(settings: ReportSettings, summary: Mapping[str, Any], manifest: Manifest,
-          cam_stores: Mapping[str, str | Path],
-          mask_dirs: Mapping[str, str | Path] | None = None) -> tuple[str, list[html.Picture]]:
+          cam_stores: Mapping[str, str | Path], mask_dirs: Mapping[str, str | Path] | None = None,
+          seg_examples: Mapping[str, str | Path] | None = None) -> tuple[str, list[html.Picture]]:
     """The page and its pictures."""
     pictures: list[html.Picture] = []
     sections: dict[str, str] = {}
@@ -170,7 +170,14 @@ def build(settings: ReportSettings, summary: Mapping[str, Any], manifest: Manife
         pictures.append(bars)
         sections["masks"] = html.masks_section(masks, bars)
     if summary.get("seg"):
-        sections["seg"] = html.seg_section(summary["seg"], settings.published)
+        examples = None
+        png = seg_examples_figure(manifest, "val", {r: p for r, p in (seg_examples or {}).items() if r in summary["seg"]})
+        if png is not None:
+            examples = html.Picture("seg_val_examples", png, "Segmented val images",
+                                    "The first val images as each segmentation run predicts them (eval_seg's "
+                                    "settings), beside the ground truth.")
+            pictures.append(examples)
+        sections["seg"] = html.seg_section(summary["seg"], settings.published, examples)
     provenance = summary.get("provenance", {})
     sections["provenance"] = html.provenance_section(provenance, summary.get("timings_s", {}),
                                                      dataset_rows(manifest, provenance))
@@ -181,7 +188,8 @@ def build(settings: ReportSettings, summary: Mapping[str, Any], manifest: Manife
 
 def run(settings: ReportSettings, summary_path: str | Path, manifest_path: str | Path,
         cam_stores: Mapping[str, str | Path], html_path: str | Path, figures_dir: str | Path,
-        mask_dirs: Mapping[str, str | Path] | None = None) -> list[str]:
+        mask_dirs: Mapping[str, str | Path] | None = None,
+        seg_examples: Mapping[str, str | Path] | None = None) -> list[str]:
     """Write the page and its pictures' folder; return the ids of the sections present.
 
     ``mask_dirs`` maps ``"<cam method>/<refiner>"`` to a pseudo-mask folder (``masks/<id>.png``): the figures show the
@@ -197,7 +205,7 @@ def run(settings: ReportSettings, summary_path: str | Path, manifest_path: str |
         raise FileNotFoundError(f"report: CAM stores or pseudo-mask folders missing: {missing}")
     figure_classes(settings, manifest)  # bad settings stop here, before any picture is drawn
     resolve_baseline(settings, list(summary.get("cams", {})))
-    document, pictures = build(settings, summary, manifest, cam_stores, mask_dirs)
+    document, pictures = build(settings, summary, manifest, cam_stores, mask_dirs, seg_examples)
     with atomic_directory(figures_dir) as folder:
         for pic in pictures:
             (folder / f"{pic.name}.png").write_bytes(pic.png)

@@ -63,6 +63,7 @@ def test_tiny_demo_runs_end_to_end(tiny_run):
     for archive in archives:
         check_submission(archive, TEST_SPLIT, len(manifest.classes))
     assert (tmp_path / "results" / "report" / "index.html").is_file()
+    assert (tmp_path / "results" / "report" / "figures" / "seg_val_examples.png").is_file()
     checkpoints = sorted((tmp_path / "results" / "clip").glob("*/clip.pt"))
     assert [p.parent.name.split("-")[0] for p in checkpoints] == ["finetune", "pretrain"]
 

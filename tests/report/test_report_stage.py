@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from clims_core.data.manifest import Manifest
+from clims_core.io.masks import load_mask, save_mask
 from clims_core.report.seg_runs import PUBLISHED_ROWS
 from clims_core.report.summary import write_summary
 from clims_core.stages import eval_cams
@@ -71,12 +72,13 @@ def stage_outputs(tiny_world: dict, tmp_path_factory) -> dict:
     return {"manifest": tiny_world["manifest"], "stores": stores, "evals": evals, "dir": out}
 
 
-def _report(stage_outputs: dict, tmp_path: Path, settings: ReportSettings | None = None, **summary_inputs) -> tuple:
+def _report(stage_outputs: dict, tmp_path: Path, settings: ReportSettings | None = None, seg_examples=None,
+            **summary_inputs) -> tuple:
     summary = tmp_path / "summary.json"
     write_summary(summary, **summary_inputs)
     html_path, figures = tmp_path / "report" / "index.html", tmp_path / "report" / "figures"
     sections = run(settings or ReportSettings(confounders=CONFOUNDERS), summary, stage_outputs["manifest"],
-                   stage_outputs["stores"], html_path, figures)
+                   stage_outputs["stores"], html_path, figures, seg_examples=seg_examples)
     return sections, html_path, figures
 
 
@@ -161,3 +163,23 @@ def test_trunk_section_from_pretrain_trunks_metrics(stage_outputs: dict, tmp_pat
     assert page.sections["trunk"]["table"] == 1
     text = html_path.read_text(encoding="utf-8")
     assert "before 24.8, after 94.2" in text and "99.2" in text and "3 epochs" in text
+
+
+def test_seg_section_shows_segmented_val_images_beside_the_ground_truth(stage_outputs: dict, tmp_path: Path):
+    manifest = Manifest.load(stage_outputs["manifest"])
+    seg, examples = {}, {}
+    for run in ("cct_weak_clims", "deeplab_clims"):
+        seg[run] = tmp_path / f"{run}.json"
+        seg[run].write_text(json.dumps({"run": run, "miou": 50.0, "pixel_labeled": 0, "image_labeled": 160}))
+        examples[run] = tmp_path / f"{run}-examples"
+        examples[run].mkdir()
+        for image_id in manifest.ids("val")[:2]:  # eval_seg's first val images; here their ground truth
+            save_mask(examples[run] / f"{image_id}.png", load_mask(manifest.mask_path("val", image_id)))
+    examples["cct_labeled"] = tmp_path / "not-in-the-summary"  # a folder of a run the summary lacks: left out
+    sections, html_path, figures = _report(stage_outputs, tmp_path, seg_examples=examples, seg_evals=seg)
+    page = parse(html_path)
+    assert "seg" in sections and page.sections["seg"]["img"] == 1
+    with Image.open(figures / "seg_val_examples.png") as picture:
+        assert picture.height > picture.width / 4  # two rows of image | ground truth | two runs
+    text = html_path.read_text(encoding="utf-8")
+    assert "Segmented val images" in text and "DeepLabV2 on CLIMS pseudo masks alone" in text

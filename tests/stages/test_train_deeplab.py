@@ -9,6 +9,7 @@ import pytest
 from clims_core.config import validate_schema
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import AugmentSettings
+from clims_core.io.masks import load_mask
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.deeplab import DeepLabV2
 from clims_core.models.segmentation import load_seg_model
@@ -43,7 +44,14 @@ def test_deeplab_learns_from_pseudo_masks_and_eval_seg_scores_it(trained, tiny_w
     model, payload = load_seg_model(out / "model.pt")
     assert isinstance(model, DeepLabV2) and payload["architecture"]["method"] == "deeplab"
     result = eval_seg.run(eval_seg.EvalSegSettings(device="cpu", threads=THREADS), tiny_world["manifest"],
-                          out / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "deeplab_gt")
+                          out / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "deeplab_gt",
+                          examples_dir=tmp_path / "examples")
+    # the report's examples: the first 4 val images' predictions, each at its image's size
+    first = manifest.ids("val")[:4]
+    assert sorted(p.stem for p in (tmp_path / "examples").iterdir()) == sorted(first)
+    for image_id in first:
+        assert load_mask(tmp_path / "examples" / f"{image_id}.png").shape == \
+            load_mask(manifest.mask_path("val", image_id)).shape
     assert result["method"] == "deeplab" and result["pixel_labeled"] == 0 and result["images"] == len(manifest.ids("val"))
     assert 0 <= result["miou"] <= 100 and set(result["per_class"]) == {"background", *manifest.classes}
 

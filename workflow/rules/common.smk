@@ -39,6 +39,7 @@ ALL_TARGETS = [MANIFEST]
 # Metrics JSONs the summary and the report gather, filled by the stage rule files included after this one.
 MASK_EVAL: dict[str, str] = {}  # "<cam method>/<refiner>" -> eval_masks JSON (rules/refine.smk)
 SEG_EVAL: dict[str, str] = {}  # "<run>" -> eval_seg JSON (rules/seg.smk)
+SEG_EXAMPLES: dict[str, str] = {}  # "<run>" -> eval_seg's folder of the first val images' predictions (rules/seg.smk)
 # cam method -> index.json of its refined pseudo masks on train_aug (seg.pseudo_refiner's), what semi-supervised
 # training reads.
 PSEUDO_MASKS: dict[str, str] = {}

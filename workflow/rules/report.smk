@@ -112,6 +112,7 @@ rule report:
         manifest=MANIFEST,
         stores=lambda wildcards: [f"{cams_dir(m)}/{REPORT_SPLIT}.h5" for m in CAM_METHODS],
         mask_evals=lambda wildcards: list(MASK_EVAL.values()),  # their folders hold the pseudo masks of the figures
+        seg_examples=lambda wildcards: list(SEG_EXAMPLES.values()),
     output:
         html=report(REPORT_HTML, caption="../report/index.rst", category="Report"),
         figures=report(directory(f"{REPORT_DIR}/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
@@ -122,6 +123,7 @@ rule report:
         split=REPORT_SPLIT,
         stores=lambda wildcards: {m: f"{cams_dir(m)}/{REPORT_SPLIT}.h5" for m in CAM_METHODS},
         mask_dirs=lambda wildcards: {key: _folder(path) for key, path in MASK_EVAL.items()},
+        seg_examples=lambda wildcards: dict(SEG_EXAMPLES),
         code=code("report"),
     log:
         f"{LOGS}/report/report.log",

@@ -46,6 +46,7 @@ def seg_dir(run: str) -> str:
 
 
 SEG_EVAL.update({run: f"{seg_dir(run)}/eval-{SEG_EVAL_TAG}.json" for run in SEG_RUNS})
+SEG_EXAMPLES.update({run: f"{seg_dir(run)}/examples-{SEG_EVAL_TAG}" for run in SEG_RUNS})
 SEG_TABLE = {"md": f"{RESULTS}/seg/table1.md", "tsv": f"{RESULTS}/seg/table1.tsv"}
 ALL_TARGETS.extend([*SEG_EVAL.values(), *SEG_TABLE.values()])
 
@@ -132,6 +133,7 @@ rule eval_seg:
     output:
         json=f"{RESULTS}/seg/{{run}}-{{tag}}/eval-{{evaltag}}.json",
         tsv=f"{RESULTS}/seg/{{run}}-{{tag}}/eval-{{evaltag}}.tsv",
+        examples=directory(f"{RESULTS}/seg/{{run}}-{{tag}}/examples-{{evaltag}}"),  # the report's segmented images
     params:
         eval=SEG["eval"],
         densecrf=_EVAL_CRF,

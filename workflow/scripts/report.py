@@ -11,4 +11,4 @@ with stage_logging(sm.log[0], "report"):
                                      figure_rows=section["figure_rows"], figure_baseline=section["figure_baseline"],
                                      confounders=dict(sm.params.confounders), split=sm.params.split)
     report.run(settings, sm.input.summary, sm.input.manifest, dict(sm.params.stores), sm.output.html, sm.output.figures,
-               mask_dirs=dict(sm.params.mask_dirs))
+               mask_dirs=dict(sm.params.mask_dirs), seg_examples=dict(sm.params.seg_examples))
