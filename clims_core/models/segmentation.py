@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clims_core.device import autocast, memory_format
+from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk
 from clims_core.models.cam_net import load_cam_model
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 
 SegmentationNetwork = CCT | DeepLabV2
 SEG_NETWORKS = ("cct", "deeplab")
+TRUNK_INITS = ("imagenet", "cam", "random")  # seg.init: ImageNet weights, the plain CAM network's trunk, or none
+
+
+def check_trunk_init(init: str, weights: str | None) -> None:
+    if init not in TRUNK_INITS:
+        raise ValueError(f"seg.init: expected one of {TRUNK_INITS}, got {init!r}")
+    if init == "imagenet" and not weights:
+        raise ValueError("seg.init imagenet needs backbone weights (cam.backbone_weights)")
 
 
 def architecture_of(model: SegmentationNetwork) -> dict[str, Any]:
@@ -60,6 +68,16 @@ def load_seg_model(checkpoint_path: str | Path) -> tuple[SegmentationNetwork, di
     model = network_from_architecture(payload["architecture"])
     model.load_state_dict(payload["model"])
     return model.eval(), payload
+
+
+def load_for_inference(checkpoint_path: str | Path, classes: list[str], device_setting: str = "auto",
+                       threads: int = 1) -> tuple[SegmentationNetwork, dict, torch.device]:
+    """A trained network on its device, after checking it predicts the dataset's classes (+ background)."""
+    model, payload = load_seg_model(checkpoint_path)
+    if model.n_classes != len(classes) + 1:
+        raise ValueError(f"{checkpoint_path}: network has {model.n_classes - 1} classes, the dataset {len(classes)}")
+    device = pick_device(device_setting, threads)
+    return model.to(device, memory_format=memory_format(device)), payload, device
 
 
 def trunk_of(model: SegmentationNetwork) -> ResNetTrunk:

@@ -117,6 +117,17 @@ def choose_rows(candidates: Sequence[Candidate], rows: int) -> list[FigureRow]:
     return chosen
 
 
+def _with_legend(figure: Figure, labels: set[int], names: list[str], height: float) -> bytes:
+    """The figure's PNG with a legend of the VOC colours of ``labels`` (ignore too) along its bottom."""
+    colours = voc_colormap() / 255.0
+    handles = [Patch(color=colours[k], label=names[k]) for k in sorted(labels) if 0 < k < len(names)]
+    if IGNORE_INDEX in labels:
+        handles.append(Patch(color=colours[IGNORE_INDEX], label="ignore"))
+    figure.legend(handles=handles, loc="lower center", ncol=max(1, min(len(handles), 8)), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.6 / height, 1, 1))
+    return to_png(figure)
+
+
 def render(manifest: Manifest, split: str, class_name: str, stuff: str | None, rows: Sequence[FigureRow],
            stores: Mapping[str, CamStore], thresholds: Mapping[str, float],
            mask_dirs: Mapping[str, Path] | None = None) -> bytes:
@@ -161,13 +172,7 @@ def render(manifest: Manifest, split: str, class_name: str, stuff: str | None, r
         if row.candidate.stuff_share is not None:
             label += f"\n{stuff} {row.candidate.stuff_share:.0%}"
         grid[r, 0].set_ylabel(label, fontsize=8)
-    colours = voc_colormap() / 255.0
-    handles = [Patch(color=colours[k], label=names[k]) for k in sorted(shown_labels) if 0 < k < len(names)]
-    if IGNORE_INDEX in shown_labels:
-        handles.append(Patch(color=colours[IGNORE_INDEX], label="ignore"))
-    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.6 / (2.15 * len(rows) + 0.7), 1, 1))
-    return to_png(figure)
+    return _with_legend(figure, shown_labels, names, 2.15 * len(rows) + 0.7)
 
 
 def class_figure(manifest: Manifest, split: str, class_name: str, stuff: str | None, stores: Mapping[str, CamStore],
@@ -215,10 +220,4 @@ def seg_examples_figure(manifest: Manifest, split: str, examples: Mapping[str, P
             if r == 0:
                 axes.set_title(columns[c], fontsize=8)
         grid[r, 0].set_ylabel(image_id, fontsize=8)
-    colours = voc_colormap() / 255.0
-    handles = [Patch(color=colours[k], label=names[k]) for k in sorted(shown) if 0 < k < len(names)]
-    if IGNORE_INDEX in shown:
-        handles.append(Patch(color=colours[IGNORE_INDEX], label="ignore"))
-    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8) or 1, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.6 / (2.1 * len(ids) + 0.7), 1, 1))
-    return to_png(figure)
+    return _with_legend(figure, shown, names, 2.1 * len(ids) + 0.7)

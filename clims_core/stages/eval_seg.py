@@ -21,14 +21,13 @@ from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import EvalDataset, split_paths
-from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import atomic_directory, write_json, write_text
 from clims_core.io.cam_store import sha256_file
 from clims_core.io.masks import save_mask
 from clims_core.io.predictions import PredictionSettings
 from clims_core.metrics.results import percent
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
-from clims_core.models.segmentation import SegmentationNetwork, load_seg_model, predict_labels
+from clims_core.models.segmentation import SegmentationNetwork, load_for_inference, predict_labels
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +77,7 @@ def run(settings: EvalSegSettings, manifest_path: str | Path, checkpoint_path: s
     start = time.perf_counter()
     manifest = Manifest.load(manifest_path)
     ids, images, masks = split_paths(manifest, settings.split, with_masks=True)
-    device = pick_device(settings.device, settings.threads)
-    model, payload = load_seg_model(checkpoint_path)
-    if model.n_classes != len(manifest.classes) + 1:
-        raise ValueError(f"{checkpoint_path}: network has {model.n_classes - 1} classes, the manifest "
-                         f"{len(manifest.classes)}")
-    model = model.to(device, memory_format=memory_format(device))
+    model, payload, device = load_for_inference(checkpoint_path, manifest.classes, settings.device, settings.threads)
     conf, kept = evaluate(model, EvalDataset(images, masks, len(manifest.classes)), settings, device)
     scores = scores_from_confusion(conf)
     names = ["background", *manifest.classes]

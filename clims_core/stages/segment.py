@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from clims_core.data.image_list import check_images, image_paths
-from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import atomic_directory, write_json
 from clims_core.io.cam_store import sha256_file
 from clims_core.io.predictions import PredictionSettings, write_predictions
-from clims_core.models.segmentation import load_seg_model
+from clims_core.models.segmentation import load_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,7 @@ def run(settings: SegmentSettings, checkpoint_path: str | Path, source: str | Pa
     start = time.perf_counter()
     paths = image_paths(source)
     check_images(paths)
-    model, _ = load_seg_model(checkpoint_path)
-    if model.n_classes != len(classes) + 1:
-        raise ValueError(f"{checkpoint_path}: network has {model.n_classes - 1} classes, the dataset {len(classes)}")
-    device = pick_device(settings.device, settings.threads)
-    model = model.to(device, memory_format=memory_format(device))
+    model, _, device = load_for_inference(checkpoint_path, classes, settings.device, settings.threads)
     with atomic_directory(out_dir) as tmp:
         entries = write_predictions(model, paths, output_names(paths), tmp, settings.prediction, device, classes,
                                     overlay_dir="overlays" if settings.overlays else None, desc=f"segment[{run_name}]")

@@ -26,7 +26,7 @@ from clims_core.io.checkpoint import save_checkpoint
 from clims_core.losses.segmentation import PSEUDO_MASK_LOSSES, pseudo_mask_loss
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.deeplab import DEEPLAB_RATES, DeepLabSpec, DeepLabV2
-from clims_core.models.segmentation import architecture_of, initialise_trunk_from_cam
+from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.loop import LoopSettings, LossStep, PairedStreams, ResumeState, train_loop
@@ -34,7 +34,6 @@ from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
-INITS = ("imagenet", "cam", "random")
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,7 @@ class DeepLabTrainSettings:
     checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ValueError(f"seg.init: expected one of {INITS}, got {self.init!r}")
-        if self.init == "imagenet" and not self.backbone.weights:
-            raise ValueError("seg.init imagenet needs backbone weights (cam.backbone_weights)")
+        check_trunk_init(self.init, self.backbone.weights)
         if self.loss not in PSEUDO_MASK_LOSSES:
             raise ValueError(f"seg.deeplab.loss: expected one of {PSEUDO_MASK_LOSSES}, got {self.loss!r}")
 

@@ -29,7 +29,7 @@ from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, PerturbationSettings
-from clims_core.models.segmentation import architecture_of, initialise_trunk_from_cam
+from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.stages.cct_objective import CctLossSettings, cct_step
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
@@ -38,7 +38,6 @@ from clims_core.training.schedules import poly
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
-INITS = ("imagenet", "cam", "random")
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,7 @@ class SegTrainSettings:
     checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ValueError(f"seg.init: expected one of {INITS}, got {self.init!r}")
-        if self.init == "imagenet" and not self.encoder.backbone.weights:
-            raise ValueError("seg.init imagenet needs backbone weights (cam.backbone_weights)")
+        check_trunk_init(self.init, self.encoder.backbone.weights)
 
 
 def build_model(settings: SegTrainSettings, n_classes: int, init_checkpoint: str | Path | None = None) -> CCT:

@@ -21,12 +21,11 @@ import numpy as np
 from PIL import Image
 
 from clims_core.data.image_list import check_images
-from clims_core.device import memory_format, pick_device
 from clims_core.io.atomic import atomic_directory, atomic_path, write_json
 from clims_core.io.cam_store import sha256_file
 from clims_core.io.masks import voc_colormap
 from clims_core.io.predictions import PredictionSettings, write_predictions
-from clims_core.models.segmentation import load_seg_model
+from clims_core.models.segmentation import load_for_inference
 
 log = logging.getLogger(__name__)
 COMPETITIONS = ("comp5", "comp6")
@@ -103,11 +102,7 @@ def run(settings: SubmissionSettings, checkpoint_path: str | Path, test_root: st
     ids = test_ids(test_root, test_list)
     paths = [test_root / "JPEGImages" / f"{i}.jpg" for i in ids]
     check_images(paths)
-    model, _ = load_seg_model(checkpoint_path)
-    if model.n_classes != len(classes) + 1:
-        raise ValueError(f"{checkpoint_path}: network has {model.n_classes - 1} classes, the dataset {len(classes)}")
-    device = pick_device(settings.device, settings.threads)
-    model = model.to(device, memory_format=memory_format(device))
+    model, _, device = load_for_inference(checkpoint_path, classes, settings.device, settings.threads)
     folder = server_folder(settings.competition)
     with atomic_directory(out_dir) as tmp:
         entries = write_predictions(model, paths, ids, tmp, settings.prediction, device, classes, mask_dir=folder,
