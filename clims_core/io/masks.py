@@ -27,15 +27,20 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     return cmap
 
 
-_PALETTE = voc_colormap().reshape(-1).tolist()
+_COLOURS = voc_colormap()  # built once: the bit loop costs about a millisecond per call
+_PALETTE = _COLOURS.reshape(-1).tolist()
 
 
-def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """Write a 2-D uint8 label map as a palette PNG with the VOC colour map, atomically."""
+def save_mask(path: str | os.PathLike, mask: np.ndarray, atomic: bool = True) -> None:
+    """Write a 2-D uint8 label map as a palette PNG with the VOC colour map, atomically unless the caller's folder
+    already is (``atomic=False`` inside :func:`~clims_core.io.atomic.atomic_directory`: a rename per file saved)."""
     if mask.ndim != 2:
         raise ValueError(f"{path}: a mask must be 2-D (H x W), got shape {mask.shape}")
     image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
     image.putpalette(_PALETTE)
+    if not atomic:
+        image.save(path, format="PNG", optimize=False)
+        return
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", optimize=False)
 
@@ -50,7 +55,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
 
 def colorize(mask: np.ndarray) -> np.ndarray:
     """RGB rendering of a label map with the VOC colours (for figures)."""
-    return voc_colormap()[mask]
+    return _COLOURS[mask]
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -58,5 +63,5 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarr
     cream), ``alpha`` the colour's share."""
     out = image.astype(np.float32)
     paint = mask != 0
-    out[paint] = (1 - alpha) * out[paint] + alpha * voc_colormap()[mask[paint]]
+    out[paint] = (1 - alpha) * out[paint] + alpha * _COLOURS[mask[paint]]
     return out.round().astype(np.uint8)

@@ -6,6 +6,7 @@ optional denseCRF) and written at its own size; overlays blend the mask's VOC co
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,24 +45,42 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
                       mask_dir: str = "masks", overlay_dir: str | None = None, desc: str = "predict"
                       ) -> list[dict[str, Any]]:
     """``out_dir/<mask_dir>/<name>.png`` per image (and ``<overlay_dir>/<name>.jpg``); one index entry per image:
-    ``{"image", "mask", "overlay", "size": [w, h], "classes": [names present]}``."""
+    ``{"image", "mask", "overlay", "size": [w, h], "classes": [names present]}``. ``out_dir`` is a temporary folder
+    that replaces the output as a whole (:func:`~clims_core.io.atomic.atomic_directory`), so files are not renamed
+    one by one."""
     (out_dir / mask_dir).mkdir(parents=True, exist_ok=True)
     if overlay_dir:
         (out_dir / overlay_dir).mkdir(parents=True, exist_ok=True)
     names_with_background = ["background", *classes]
     entries = []
-    for path, name in tqdm(list(zip(paths, names)), desc=desc, unit="img", mininterval=2.0):
+
+    def decode(path: Path) -> np.ndarray:
         with Image.open(path) as image:
-            pixels = np.array(image.convert("RGB"))
-        tensor = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
-        mask = predict_labels(model, tensor, settings.scales, settings.flip, device, settings.precision,
-                              settings.crf).astype(np.uint8)
-        save_mask(out_dir / mask_dir / f"{name}.png", mask)
-        entry = {"image": str(path), "mask": f"{mask_dir}/{name}.png", "overlay": None,
-                 "size": [int(mask.shape[1]), int(mask.shape[0])],
-                 "classes": [names_with_background[i] for i in np.unique(mask) if i > 0]}
+            return np.array(image.convert("RGB"))
+
+    def write(name: str, pixels: np.ndarray, mask: np.ndarray) -> None:
+        save_mask(out_dir / mask_dir / f"{name}.png", mask, atomic=False)  # out_dir is an atomic_directory's
         if overlay_dir:
             Image.fromarray(overlay(pixels, mask, 0.5)).save(out_dir / overlay_dir / f"{name}.jpg", quality=90)
-            entry["overlay"] = f"{overlay_dir}/{name}.jpg"
-        entries.append(entry)
+
+    # One thread decodes the next image and writes the last one's files while the network runs (PIL and zlib release
+    # the GIL); the predictions stay in order and in this thread.
+    with ThreadPoolExecutor(max_workers=1) as io_thread:
+        pending = io_thread.submit(decode, paths[0]) if paths else None
+        writes = []
+        for index, (path, name) in enumerate(tqdm(list(zip(paths, names)), desc=desc, unit="img",
+                                                  mininterval=2.0)):
+            pixels = pending.result()
+            if index + 1 < len(paths):
+                pending = io_thread.submit(decode, paths[index + 1])
+            tensor = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+            mask = predict_labels(model, tensor, settings.scales, settings.flip, device, settings.precision,
+                                  settings.crf).astype(np.uint8)
+            writes.append(io_thread.submit(write, name, pixels, mask))
+            entries.append({"image": str(path), "mask": f"{mask_dir}/{name}.png",
+                            "overlay": f"{overlay_dir}/{name}.jpg" if overlay_dir else None,
+                            "size": [int(mask.shape[1]), int(mask.shape[0])],
+                            "classes": [names_with_background[i] for i in np.unique(mask) if i > 0]})
+        for done in writes:
+            done.result()  # a failed write raises here
     return entries
