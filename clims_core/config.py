@@ -229,9 +229,6 @@ def _check_seg(config: dict, base: Path) -> None:
         raise ConfigError(f"config key 'seg.deeplab.backbone_depth': resnet{depth} is not cam.backbone's "
                           f"resnet{cam['backbone']['depth']}, so it needs its own weights: set "
                           f"seg.deeplab.backbone_weights to a torchvision resnet{depth} ImageNet state dict .pth")
-    if "deeplab" in seg["methods"] and not seg["pseudo_methods"]:
-        raise ConfigError("config key 'seg.methods': deeplab trains on pseudo masks alone, but seg.pseudo_methods is "
-                          "empty; name the CAM methods whose masks it trains on, or drop deeplab")
     if seg["pseudo_methods"] and seg["pseudo_refiner"] == "crf" and config["refine"]["crf"]["split"] != "train_aug":
         raise ConfigError("config key 'seg.pseudo_refiner': crf masks are pseudo masks only when they cover train_aug; "
                           "set refine.crf.split: train_aug")

@@ -78,7 +78,6 @@ def test_both_shipped_configs_validate(voc_tree, tmp_path):
         (lambda c: c["refine"]["crf"].update(bg_thres=1.5), "config key 'refine.crf.bg_thres': 1.5 is greater than or equal to the maximum of 1"),
         (lambda c: c["seg"].update(methods=["cct", "unet"]), "config key 'seg.methods.1': expected one of ['cct', 'deeplab']"),
         (lambda c: c["seg"].update(method="cct"), "config key 'seg.method' is unknown"),
-        (lambda c: c["seg"].update(pseudo_methods=[]), "config key 'seg.methods': deeplab trains on pseudo masks alone"),
         (lambda c: c["seg"].update(deeplab={"loss": "focal"}), "config key 'seg.deeplab.loss': expected one of ['ce', 'balanced']"),
         (lambda c: c["seg"].update(deeplab={"train": {"scale_range": [2.0, 1.0]}}), "config key 'seg.deeplab.train.scale_range': expected [low, high]"),
         (lambda c: c["seg"].update(deeplab={"backbone_weights": "r101.pth"}), "config key 'seg.deeplab.backbone_weights': r101.pth does not exist"),

@@ -15,6 +15,7 @@ from tests.e2e.workflow import TINY_DEMO, snakemake
 USER_IMAGES = "my_images"  # the tiny run's `segment` target: a folder of the user's own images in its workdir
 TEST_SPLIT = {"2008_000001": (60, 45), "2008_000002": (40, 52)}  # its voc_submission target: a stand-in VOC test split
 SUBMITTED = ["cct_weak_clims", "deeplab_clims"]
+TEST_ROOT = "VOC2012test"
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     for index, (width, height) in enumerate(((64, 48), (50, 70), (33, 33))):
         Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(
             workdir / USER_IMAGES / f"photo{index}.jpg")
-    test_root = workdir / "VOC2012test"
+    test_root = workdir / TEST_ROOT
     (test_root / "JPEGImages").mkdir(parents=True)
     (test_root / "ImageSets" / "Segmentation").mkdir(parents=True)
     for image_id, (width, height) in TEST_SPLIT.items():
@@ -42,5 +43,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
             test_root / "JPEGImages" / f"{image_id}.jpg")
     (test_root / "ImageSets" / "Segmentation" / "test.txt").write_text("\n".join(TEST_SPLIT) + "\n")
     config = {**TINY_DEMO, "segment": {"images": USER_IMAGES},
-              "submission": {"test_root": "VOC2012test", "runs": SUBMITTED}}
+              "submission": {"test_root": TEST_ROOT, "runs": SUBMITTED}}
     return TinyRun(workdir, snakemake(workdir, config, "--cores", "2"), config)

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.workflow import REPO, SNAKEFILE, TINY_DEMO, planned_jobs
+from tests.e2e.conftest import TEST_ROOT, USER_IMAGES
+from tests.e2e.workflow import REPO, SNAKEFILE, planned_jobs
 
 UPSTREAM = ("make_demo_world", "prepare_data", "pretrain_clip", "finetune_clip", "eval_clip")
 
@@ -40,11 +41,11 @@ def _plan(tiny_run, config: dict, tmp_path: Path, library: Path | None = None) -
 
 
 def test_unchanged_config_replans_nothing(tiny_run, tmp_path):
-    assert _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path) == {}
+    assert _plan(tiny_run, copy.deepcopy(tiny_run.config), tmp_path) == {}
 
 
 def test_refinement_setting_replans_refinement_onward_only(tiny_run, tmp_path):
-    config = copy.deepcopy(TINY_DEMO)
+    config = copy.deepcopy(tiny_run.config)
     config.setdefault("refine", {}).setdefault("ir_label", {})["bg_thres"] = 0.11
     plan = _plan(tiny_run, config, tmp_path)
     assert plan.get("cam_to_ir_label") and plan.get("train_irn") and plan.get("make_pseudo_masks"), plan
@@ -52,7 +53,7 @@ def test_refinement_setting_replans_refinement_onward_only(tiny_run, tmp_path):
 
 
 def test_clims_loss_weight_replans_clims_training_onward(tiny_run, tmp_path):
-    config = copy.deepcopy(TINY_DEMO)
+    config = copy.deepcopy(tiny_run.config)
     config["cam"]["clims"]["loss_weights"] = [1.0, 1.0, 1.0, 0.5]
     plan = _plan(tiny_run, config, tmp_path)
     assert plan.get("train_cam") == 1 and plan.get("make_cams") and plan.get("eval_cams") == 1, plan
@@ -66,13 +67,13 @@ def test_edited_stage_code_replans_that_stage(tiny_run, tmp_path):
     (copy_root / "workflow").symlink_to(REPO / "workflow")  # the library reads its config schema from there
     module = copy_root / "clims_core" / "stages" / "eval_cams.py"
     module.write_text(module.read_text() + "\n_EDITED = True\n")
-    assert _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, library=REPO) == {}  # the launcher alone changes nothing
-    plan = _plan(tiny_run, copy.deepcopy(TINY_DEMO), tmp_path, library=copy_root)
+    assert _plan(tiny_run, copy.deepcopy(tiny_run.config), tmp_path, library=REPO) == {}  # the launcher alone changes nothing
+    plan = _plan(tiny_run, copy.deepcopy(tiny_run.config), tmp_path, library=copy_root)
     assert plan.get("eval_cams"), plan
     assert not set(plan) & {*UPSTREAM, "train_cam", "make_cams"}, plan
 
 
 def test_run_writes_only_under_its_folders(tiny_run):
-    allowed = {"results", "logs", "work", ".snakemake", "config.yaml"}
+    allowed = {"results", "logs", "work", ".snakemake", "config.yaml", USER_IMAGES, TEST_ROOT}  # + the run's inputs
     written = {path.name for path in tiny_run.workdir.iterdir()}
     assert written <= allowed, f"unexpected top-level outputs: {sorted(written - allowed)}"
