@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -117,6 +118,20 @@ def choose_rows(candidates: Sequence[Candidate], rows: int) -> list[FigureRow]:
     return chosen
 
 
+def _draw_row(axes_row: Sequence[Any], panels: Sequence[tuple[np.ndarray, str | None]], titles: Sequence[str] | None,
+              title_size: int) -> None:
+    """One figure row: each panel's pixels without ticks, its label below when given, column titles on the first."""
+    for c, (pixels, label) in enumerate(panels):
+        axes = axes_row[c]
+        axes.imshow(pixels, interpolation="nearest")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        if titles is not None:
+            axes.set_title(titles[c], fontsize=title_size)
+        if label is not None:
+            axes.set_xlabel(label, fontsize=8)
+
+
 def _with_legend(figure: Figure, labels: set[int], names: list[str], height: float) -> bytes:
     """The figure's PNG with a legend of the VOC colours of ``labels`` (ignore too) along its bottom."""
     colours = voc_colormap() / 255.0
@@ -159,15 +174,8 @@ def render(manifest: Manifest, split: str, class_name: str, stuff: str | None, r
             panels.append((overlay(image, pred, OVERLAY_ALPHA), class_iou(pred, gt, class_id)))
             shown_labels.update(np.unique(pred).tolist())
         shown_labels.update(np.unique(gt).tolist())
-        for c, (pixels, iou) in enumerate(panels):
-            axes = grid[r, c]
-            axes.imshow(pixels, interpolation="nearest")
-            axes.set_xticks([])
-            axes.set_yticks([])
-            if r == 0:
-                axes.set_title(columns[c], fontsize=9)
-            if iou is not None:
-                axes.set_xlabel(f"{class_name} IoU {iou:.0f}%", fontsize=8)
+        _draw_row(grid[r], [(pixels, None if iou is None else f"{class_name} IoU {iou:.0f}%")
+                            for pixels, iou in panels], columns if r == 0 else None, 9)
         label = f"{image_id}\n{row.reason} ({row.candidate.gain:+.0f})"
         if row.candidate.stuff_share is not None:
             label += f"\n{stuff} {row.candidate.stuff_share:.0%}"
@@ -212,12 +220,6 @@ def seg_examples_figure(manifest: Manifest, split: str, examples: Mapping[str, P
             panels.append(overlay(image, prediction, OVERLAY_ALPHA))
             shown.update(np.unique(prediction).tolist())
         shown.update(np.unique(gt).tolist())
-        for c, pixels in enumerate(panels):
-            axes = grid[r, c]
-            axes.imshow(pixels, interpolation="nearest")
-            axes.set_xticks([])
-            axes.set_yticks([])
-            if r == 0:
-                axes.set_title(columns[c], fontsize=8)
+        _draw_row(grid[r], [(pixels, None) for pixels in panels], columns if r == 0 else None, 8)
         grid[r, 0].set_ylabel(image_id, fontsize=8)
     return _with_legend(figure, shown, names, 2.1 * len(ids) + 0.7)
