@@ -20,6 +20,7 @@ from clims_core.io.masks import overlay, save_mask
 from clims_core.models.segmentation import SegmentationNetwork, predict_labels
 from clims_core.refine.crf import CrfSettings
 
+
 @dataclass(frozen=True)
 class PredictionSettings:
     scales: tuple[float, ...] = (1.0,)

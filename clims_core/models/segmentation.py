@@ -1,8 +1,9 @@
 """Segmentation networks behind one interface (CCT, DeepLabV2): checkpoint records and whole-image inference.
 
 Both map pixel-space [0, 1] images to logits at the input size and expose ``n_classes`` and ``output_stride``, so
-evaluation and ``segment`` treat them alike (:func:`predict_probabilities`). A checkpoint stores ``architecture`` (the spec without a weights path)
-and rebuilds without any weights file; checkpoints written before DeepLab existed have no ``method`` and are CCT.
+evaluation and ``segment`` treat them alike (:func:`predict_probabilities`). A checkpoint stores ``architecture``
+(the spec without a weights path) and rebuilds without any weights file; checkpoints written before DeepLab existed
+have no ``method`` and are CCT.
 """
 
 from __future__ import annotations

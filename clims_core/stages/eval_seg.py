@@ -51,8 +51,8 @@ def evaluate(model: SegmentationNetwork, dataset: EvalDataset, settings: EvalSeg
     total = np.zeros((n, n), dtype=np.int64)
     kept = {}
     loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers)
+    p = settings.prediction
     for image, gt, index in tqdm(loader, desc=f"eval_seg[{settings.split}]", unit="img", mininterval=2.0):
-        p = settings.prediction
         prediction = predict_labels(model, image, p.scales, p.flip, device, p.precision, p.crf)
         total += confusion(prediction, gt.numpy(), n)
         if int(index) < settings.examples:

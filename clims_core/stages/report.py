@@ -171,7 +171,8 @@ def build(settings: ReportSettings, summary: Mapping[str, Any], manifest: Manife
         sections["masks"] = html.masks_section(masks, bars)
     if summary.get("seg"):
         examples = None
-        png = seg_examples_figure(manifest, "val", {r: p for r, p in (seg_examples or {}).items() if r in summary["seg"]})
+        shown_runs = {run: path for run, path in (seg_examples or {}).items() if run in summary["seg"]}
+        png = seg_examples_figure(manifest, "val", shown_runs)
         if png is not None:
             examples = html.Picture("seg_val_examples", png, "Segmented val images",
                                     "The first val images as each segmentation run predicts them (eval_seg's "

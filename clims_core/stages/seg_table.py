@@ -17,6 +17,7 @@ from typing import Any
 from clims_core.io.atomic import write_text
 from clims_core.report.seg_runs import PUBLISHED_ROWS, network_label
 
+
 @dataclass(frozen=True)
 class TableRow:
     run: str

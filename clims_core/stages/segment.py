@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ class SegmentSettings:
 def output_names(paths: list[Path]) -> list[str]:
     """One file name per image: its stem, or, where stems repeat (a list across folders), stem + position."""
     stems = [p.stem for p in paths]
-    repeated = {s for s in stems if stems.count(s) > 1}
+    repeated = {s for s, n in Counter(stems).items() if n > 1}
     return [f"{s}_{i}" if s in repeated else s for i, s in enumerate(stems)]
 
 

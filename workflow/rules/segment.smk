@@ -30,7 +30,6 @@ if SEGMENT["images"] is not None:
             eval=SEG["eval"],
             densecrf=_EVAL_CRF,
             run=_segment_run,
-            source=SEGMENT["images"],
             device=CFG["device"],
             precision=CFG["precision"],
             code=code("segment"),

@@ -8,5 +8,5 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], f"segment[{sm.params.run}]"):
     settings = segment.settings_from_config(sm.params.segment, sm.params.eval, sm.params.densecrf, sm.params.device,
                                             sm.params.precision, sm.threads)
-    segment.run(settings, sm.input.checkpoint, sm.params.source, Manifest.load(sm.input.manifest).classes,
+    segment.run(settings, sm.input.checkpoint, sm.params.segment["images"], Manifest.load(sm.input.manifest).classes,
                 sm.output[0], sm.params.run)
