@@ -36,10 +36,12 @@ WORLDS = REPO / "config" / "worlds"
 SIZES = {"reduced": REPO / "config" / "reduced.yaml", "full": None}
 
 
-def _snakemake(workdir: Path, cores: int, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores),
                "--until", "eval_cams", "eval_clip", *args]
+    if triggers:
+        command += ["--rerun-triggers", *triggers]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
@@ -83,6 +85,9 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, required=True, help="appended: one line per run")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and run nothing")
+    parser.add_argument("--rerun-triggers", nargs="+", default=None,
+                        help="passed to Snakemake; 'mtime input' keeps the worlds, CLIPs and plain CAMs an earlier "
+                             "commit made when a new recipe's code changed a shared module (the code trigger)")
     args = parser.parse_args()
 
     recipes = [_recipe(spec) for spec in args.recipes] or [("default", [])]
@@ -99,7 +104,7 @@ def main() -> None:
                     config = run_config(base, overlay, size, recipe_overlay, seed, args.methods)
                     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
                     start = time.time()
-                    result = _snakemake(workdir, args.cores)
+                    result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers)
                     wall = round(time.time() - start, 1)
                     if result.returncode:
                         print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "

@@ -62,19 +62,25 @@ def background_suppression(
     positive (all of them for a global list, the class's co-occurring words for per-class lists). With ``threshold``
     (the later public code: 0.26) only scores above it count; without (the CVPR code) every score counts, a cosine
     <= 0 too. ``reduction``: ``mean`` over counted pairs, ``sum`` over
-    them (the later public code; its weight then grows with the batch), or ``sum_mean``: per positive the mean over its
-    words, summed over positives (the CVPR code).
+    them (the later public code; its weight then grows with the batch), ``sum_mean``: per positive the mean over its
+    words, summed over positives (the CVPR code), or ``any_word`` (softmax scores, this project's): per positive
+    ``-log(1 - the sum of its words' probabilities)``, averaged over positives.
     """
     counted = applies.to(score.dtype)
     if threshold is not None:
         counted = counted * (score > threshold).to(score.dtype)
+    if reduction == "any_word":
+        # Softmax scores only: the probability that the object's image reads as any of its stuff words, so a flood
+        # onto one stuff costs the same however many other words the list holds (``mean`` divides it by their number).
+        any_stuff = (score * counted).sum(dim=1)
+        return -torch.log(1 - _clamped(any_stuff, clamp, low=False)).mean() if len(any_stuff) else score.new_zeros(())
     losses = -torch.log(1 - _clamped(score, clamp, low=False)) * counted
     if reduction == "sum":
         return losses.sum()
     if reduction == "sum_mean":
         return (losses.sum(dim=1) / applies.to(score.dtype).sum(dim=1).clamp_min(1.0)).sum()
     if reduction != "mean":
-        raise ValueError(f"reduction: expected mean, sum or sum_mean, got {reduction!r}")
+        raise ValueError(f"reduction: expected mean, sum, sum_mean or any_word, got {reduction!r}")
     return losses.sum() / counted.sum().clamp_min(1.0)
 
 

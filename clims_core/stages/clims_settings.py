@@ -6,6 +6,7 @@ import copy
 from dataclasses import dataclass, field
 
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
+CBS_REDUCTIONS = ("mean", "sum", "sum_mean", "any_word")  # as clims_core.losses.clims.background_suppression
 SCORE_CLAMPS = ("both", "log_domain")  # as clims_core.losses.clims.SCORE_CLAMPS (kept free of torch here)
 
 
@@ -17,7 +18,9 @@ class ClimsSettings:
     background_channel: bool = False  # cvpr: the head has a background channel 0 (unused by the losses)
     background_words: dict[str, list[str]] | list[str] = field(default_factory=list)  # per class (cvpr) or global
     cbs_threshold: float | None = 0.26  # improved: only background scores above it count; cvpr: None, all count
-    cbs_reduction: str = "sum"  # improved: sum (public code); cvpr: sum_mean (per positive the mean over words)
+    # improved: sum (public code); cvpr: sum_mean (per positive the mean over words); any_word (softmax only): per
+    # positive -log(1 - its words' summed probability), so a flood onto one stuff is not diluted by the other words
+    cbs_reduction: str = "sum"
     class_weights: dict[str, float] = field(default_factory=dict)  # cvpr: sofa, diningtable, chair x3
     similarity: str = "cosine"  # "cosine" (paper) or "softmax" over the prompt set at CLIP's logit scale
     # The project's own prompt form; the presets carry the public code's strings (PRESETS below).
@@ -63,6 +66,10 @@ class ClimsSettings:
                              f"got {self.otm_softmax!r}")
         if self.score_clamp not in SCORE_CLAMPS:
             raise ValueError(f"clims score_clamp: expected one of {SCORE_CLAMPS}, got {self.score_clamp!r}")
+        if self.cbs_reduction not in CBS_REDUCTIONS:
+            raise ValueError(f"clims cbs_reduction: expected one of {CBS_REDUCTIONS}, got {self.cbs_reduction!r}")
+        if self.cbs_reduction == "any_word" and self.similarity != "softmax":
+            raise ValueError("clims cbs_reduction any_word sums probabilities: it needs similarity: softmax")
         if self.classification_weight < 0:
             raise ValueError(f"clims classification_weight: expected >= 0, got {self.classification_weight!r}")
         if len(self.loss_weights) != 4:

@@ -53,6 +53,19 @@ def test_background_suppression_reductions_and_threshold():
     assert background_suppression(score, applies, reduction="sum_mean").item() == pytest.approx(sum_mean)
     above = background_suppression(score, applies, threshold=0.26, reduction="sum").item()
     assert above == pytest.approx(terms[0, 0] + terms[1, 0])
+    any_word = (-math.log(1 - 0.6) - math.log(1 - 0.3)) / 2  # per positive its words' summed probability
+    assert background_suppression(score, applies, reduction="any_word").item() == pytest.approx(any_word)
+
+
+def test_any_word_suppression_is_not_diluted_by_more_words():
+    flood = torch.tensor([[0.8, 0.0]])  # the object's image reads as its first stuff word
+    one, many = torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 8, dtype=torch.bool)
+    flood_many = torch.nn.functional.pad(flood, (0, 6))
+    assert background_suppression(flood_many, many, reduction="any_word").item() == pytest.approx(
+        background_suppression(flood, one, reduction="any_word").item())
+    assert background_suppression(flood_many, many, reduction="mean").item() < background_suppression(
+        flood, one, reduction="mean").item()
+    assert background_suppression(flood[:0], one[:0], reduction="any_word").item() == 0.0  # no positives
 
 
 def test_log_domain_clamp_takes_non_positive_scores_as_the_cvpr_code():

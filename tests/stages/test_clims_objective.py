@@ -210,3 +210,7 @@ def test_classification_weight_adds_the_plain_cams_loss_on_the_same_features(tin
     assert parts1["otm"] == pytest.approx(parts0["otm"], rel=1e-6)
     with pytest.raises(ValueError, match="classification_weight: expected >= 0"):
         ClimsSettings(classification_weight=-1.0)
+    with pytest.raises(ValueError, match="cbs_reduction: expected one of"):
+        ClimsSettings(cbs_reduction="max")
+    with pytest.raises(ValueError, match="any_word sums probabilities"):
+        ClimsSettings(cbs_reduction="any_word", similarity="cosine")
