@@ -14,7 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+# Package data (pyproject.toml), so a non-editable install validates configs too.
+SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
 class ConfigError(ValueError):

@@ -182,3 +182,15 @@ def test_pretrained_trunk_stands_in_for_imagenet_weights(tmp_path, voc_tree):
     config["cam"].update(backbone_weights=None, pretrain_trunk={"enabled": True})
     with pytest.raises(ConfigError, match=r"config key 'cam.pretrain_trunk.enabled': .* data.captions is null"):
         validate_config(config)
+
+
+def test_schema_is_package_data_so_a_plain_install_validates():
+    import importlib.resources
+    import tomllib
+
+    from clims_core.config import SCHEMA_PATH
+
+    shipped = importlib.resources.files("clims_core").joinpath(SCHEMA_PATH.name)
+    assert shipped.is_file() and SCHEMA_PATH.parent == Path(importlib.resources.files("clims_core"))
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert SCHEMA_PATH.name in pyproject["tool"]["setuptools"]["package-data"]["clims_core"]
