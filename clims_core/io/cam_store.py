@@ -38,15 +38,6 @@ DEFAULT_COMPRESSION_LEVEL = 1
 STRIDE = 4  # ``cam`` is the stride-4 map: ceil(H/4) x ceil(W/4)
 
 
-def sha256_file(path: str | os.PathLike, block_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes (the checkpoint a store was made from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(block_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def config_hash(config: dict[str, Any]) -> str:
     """Full SHA-256 of the canonical JSON of a config section (shards of one run share it)."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()

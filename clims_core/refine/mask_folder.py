@@ -30,13 +30,6 @@ REQUIRED = ("split", "ids", "masks", "classes")
 STAT_KEYS = ("pixels", "background", "foreground", "ignored")
 
 
-def shard_ids(ids: list[str], shard: int, shards: int) -> list[str]:
-    """Every ``shards``-th id from ``shard`` on, like ``make_cams``'s shards; :func:`merge_parts` inverts it."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} outside 0..{shards - 1}")
-    return ids[shard::shards]
-
-
 def mask_relpath(image_id: str) -> str:
     """Where an image's mask lives, relative to the folder (the ``masks`` entry of the index)."""
     if not image_id or "/" in image_id or image_id in (".", ".."):

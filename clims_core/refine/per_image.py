@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStore
-from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, shard_ids, write_index
+from clims_core.data.shards import shard_ids
+from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, write_index
 from clims_core.version import code_version
 
 

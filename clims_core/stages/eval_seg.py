@@ -22,7 +22,7 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import EvalDataset, split_paths
 from clims_core.io.atomic import atomic_directory, write_json, write_text
-from clims_core.io.cam_store import sha256_file
+from clims_core.io.digest import sha256_file
 from clims_core.io.masks import save_mask
 from clims_core.io.predictions import PredictionSettings
 from clims_core.metrics.results import percent

@@ -27,7 +27,9 @@ from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
-from clims_core.io.cam_store import CamStoreWriter, sha256_file
+from clims_core.data.shards import shard_ids
+from clims_core.io.cam_store import CamStoreWriter
+from clims_core.io.digest import sha256_file
 from clims_core.losses.cam import normalised_cams
 from clims_core.models.cam_net import load_cam_model
 
@@ -55,11 +57,6 @@ class MakeCamsSettings:
         if not 0 <= self.shard < self.shards:
             raise ValueError(f"shard {self.shard} outside 0..{self.shards - 1}")
         object.__setattr__(self, "scales", tuple(self.scales))
-
-
-def shard_ids(ids: list[str], shard: int, shards: int) -> list[str]:
-    """Every ``shards``-th id starting at ``shard`` (balanced, and the union of all shards is the list)."""
-    return ids[shard::shards]
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:

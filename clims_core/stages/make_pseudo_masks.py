@@ -23,7 +23,8 @@ import torch
 
 from clims_core.data.manifest import Manifest
 from clims_core.device import pick_device
-from clims_core.io.cam_store import CamStore, sha256_file
+from clims_core.io.cam_store import CamStore
+from clims_core.io.digest import sha256_file
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.io.masks import save_mask
 from clims_core.models.irn import boundary_map

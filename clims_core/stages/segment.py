@@ -19,7 +19,7 @@ from typing import Any
 
 from clims_core.data.image_list import check_images, image_paths
 from clims_core.io.atomic import atomic_directory, write_json
-from clims_core.io.cam_store import sha256_file
+from clims_core.io.digest import sha256_file
 from clims_core.io.predictions import PredictionSettings, write_predictions
 from clims_core.models.segmentation import load_for_inference
 

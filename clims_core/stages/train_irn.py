@@ -27,6 +27,7 @@ from torch import nn
 from clims_core.data.manifest import Manifest
 from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
+from clims_core.io.cam_store import STRIDE  # the boundary map's stride is the CAM store's
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.losses.irn import class_boundary_loss
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk
@@ -42,7 +43,6 @@ from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
 TRUNKS = ("cam", "imagenet")
-STRIDE = 4  # the boundary map's (and the CAM store's ``cam``) stride
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from clims_core.data.image_list import check_images
 from clims_core.io.atomic import atomic_directory, atomic_path, write_json
-from clims_core.io.cam_store import sha256_file
+from clims_core.io.digest import sha256_file
 from clims_core.io.masks import voc_colormap
 from clims_core.io.predictions import PredictionSettings, write_predictions
 from clims_core.models.segmentation import load_for_inference

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from clims_core.io.cam_store import (DEFAULT_COMPRESSION_LEVEL, SCHEMA_VERSION, CamStore, CamStoreWriter, config_hash,
-                                     half_to_float32, sha256_file)
+                                     half_to_float32)
 from clims_core.version import code_version
 
 CONFIG = {"method": "clims", "scales": [1.0, 0.5, 1.5, 2.0]}
@@ -93,12 +93,6 @@ def test_provenance_attributes(tmp_path: Path, images: dict) -> None:
     assert attrs["code_version"] == code_version() and attrs["schema_version"] == SCHEMA_VERSION
     assert attrs["created_utc"].endswith("+00:00")
     assert 1 <= DEFAULT_COMPRESSION_LEVEL <= 4
-
-
-def test_sha256_file(tmp_path: Path) -> None:
-    path = tmp_path / "ckpt.pt"
-    path.write_bytes(b"abc")
-    assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path: Path, images: dict) -> None:

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from clims_core.io.masks import load_mask, save_mask, voc_colormap
+from clims_core.data.shards import shard_ids
 from clims_core.refine.mask_folder import (MaskFolder, index_document, mask_relpath, mask_stats, merge_parts,
-                                           shard_ids, write_index)
+                                           write_index)
 
 CLASSES = ["cat", "dog", "train"]
 
