@@ -5,7 +5,7 @@ CCT's 30 auxiliary decoders, 21 classes, 10 pixel-labeled + 10 image-level crops
 setting in a fresh process so the peak resident memory (``ru_maxrss``) is that setting's own:
 
 - ``chunked`` (what train_seg does): the supervised loss backpropagated first, then the auxiliary decoders one at a
-  time into a detached copy of the encoder output (:mod:`clims_core.stages.cct_objective`);
+  time into a detached copy of the encoder output (:mod:`clims_core.methods.cct_objective`);
 - ``summed`` (CCT's reference): one graph holding both batches and all 30 decoders, one backward.
 
 Target: a chunked step at crop 320 fits in 24 GiB. The two modes are also compared at a smaller crop (the summed
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from clims_core.losses.cct import rampup_weight, softmax_mse, supervised_ce, weak_ce
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, CctSpec, EncoderSpec
-from clims_core.stages.cct_objective import CctLossSettings, cct_step
+from clims_core.methods.cct_objective import CctLossSettings, cct_step
 
 GIB = 1024**3
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from clims_core.config import demo_world_arguments, validate_config  # noqa: E402
-from clims_core.stages.clims_settings import resolve_clims_section  # noqa: E402
+from clims_core.methods.clims_settings import resolve_clims_section  # noqa: E402
 
 # CLIMS variants: overrides of the resolved cam.clims section.
 VARIANTS = {

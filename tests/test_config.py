@@ -153,7 +153,7 @@ def test_clims_prompts_and_renames_are_checked():
 
 
 def test_shipped_configs_resolve_to_their_clims_prompts():
-    from clims_core.stages.clims_settings import resolve_clims_section
+    from clims_core.methods.clims_settings import resolve_clims_section
 
     def clims(path: str) -> dict:
         config = validate_schema(yaml.safe_load((REPO / "config" / path).read_text()))

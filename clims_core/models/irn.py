@@ -11,13 +11,16 @@ Only the semantic-segmentation half of IRNet is here: the displacement field bra
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clims_core.device import autocast, memory_format
-from clims_core.models.backbone import IMAGENET_MEAN, ResNetTrunk, imagenet_normalize
+from clims_core.io.checkpoint import load_checkpoint
+from clims_core.models.backbone import IMAGENET_MEAN, BackboneSpec, ResNetTrunk, imagenet_normalize
 
 CHANNELS = 32  # IRNet's branch width
 
@@ -95,3 +98,12 @@ def boundary_map(model: EdgeNet, image_u8: torch.Tensor, min_size: int, device: 
     out_h, out_w = math.ceil(height / 4), math.ceil(width / 4)
     logits = logits[:, :out_h, :out_w]
     return torch.sigmoid(logits[0] / 2 + logits[1].flip(-1) / 2)
+
+
+def load_irn_model(checkpoint_path: str | Path) -> tuple[EdgeNet, dict[str, Any]]:
+    """Rebuild a trained IRN from its checkpoint (trunk included: the file is self-contained)."""
+    payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
+    spec = BackboneSpec(**payload["architecture"]["backbone"])
+    model = EdgeNet(ResNetTrunk(spec))
+    model.load_state_dict(payload["model"])
+    return model.eval(), payload

@@ -27,11 +27,10 @@ from clims_core.io.cam_store import CamStore
 from clims_core.io.digest import sha256_file
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.io.masks import save_mask
-from clims_core.models.irn import boundary_map
+from clims_core.models.irn import boundary_map, load_irn_model
 from clims_core.refine.mask_folder import mask_relpath, mask_stats
 from clims_core.refine.per_image import check_keys, load_rgb, open_shard, run_per_image, write_shard_index
 from clims_core.refine.random_walk import background_plane, propagate, walk_to_mask
-from clims_core.stages.train_irn import load_irn_model
 
 log = logging.getLogger(__name__)
 BACKGROUNDS = ("threshold", "walk")

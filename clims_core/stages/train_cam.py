@@ -4,7 +4,7 @@
 - ``puzzlecam`` (Jo & Yu, ICIP 2021): the same on the full image and on its 2x2 tiles merged back, plus an L1
   reconstruction between full and merged class maps with PuzzleCAM's alpha schedule.
 - ``clims``: initialised from a ``cam`` checkpoint, trained only through a frozen CLIP (see
-  :mod:`clims_core.stages.clims_objective`).
+  :mod:`clims_core.methods.clims_objective`).
 SGD with momentum and weight decay in their own places (IRNet's and CLIMS's PolyOptimizer passed weight decay as
 SGD's momentum by position; we do not copy that slip), poly decay, the head at 10x the trunk's learning rate.
 """
@@ -30,8 +30,8 @@ from clims_core.losses.cam import (merge, multilabel_loss, normalised_cams, puzz
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet, load_cam_model
 from clims_core.models.clip import load_clip
-from clims_core.stages.clims_objective import ClimsObjective
-from clims_core.stages.clims_settings import ClimsSettings
+from clims_core.methods.clims_objective import ClimsObjective
+from clims_core.methods.clims_settings import ClimsSettings
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop

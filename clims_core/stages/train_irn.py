@@ -92,15 +92,6 @@ def build_trunk(settings: IrnTrainSettings, cam_checkpoint: str | Path | None) -
     return ResNetTrunk(settings.backbone)
 
 
-def load_irn_model(checkpoint_path: str | Path) -> tuple[EdgeNet, dict[str, Any]]:
-    """Rebuild a trained IRN from its checkpoint (trunk included: the file is self-contained)."""
-    payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
-    spec = BackboneSpec(**payload["architecture"]["backbone"])
-    model = EdgeNet(ResNetTrunk(spec))
-    model.load_state_dict(payload["model"])
-    return model.eval(), payload
-
-
 class IrnObjective(nn.Module):
     """The class-boundary loss of a batch: boundary map -> path affinities -> IRNet's bg_pos / fg_pos / neg terms."""
 

@@ -30,7 +30,7 @@ from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, PerturbationSettings
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
-from clims_core.stages.cct_objective import CctLossSettings, cct_step
+from clims_core.methods.cct_objective import CctLossSettings, cct_step
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.loop import LoopSettings, PairedStreams, ResumeState, train_loop

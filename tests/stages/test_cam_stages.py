@@ -13,7 +13,7 @@ from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.clip import save_clip_checkpoint, build_clip
 from clims_core.stages import make_cams, train_cam
-from clims_core.stages.clims_settings import ClimsSettings
+from clims_core.methods.clims_settings import ClimsSettings
 from tests.conftest import THREADS, TINY_CLIP_CFG
 
 BACKBONE = BackboneSpec(depth=18, width=8, norm="batch")

@@ -12,6 +12,7 @@ import torch
 from clims_core.data.manifest import Manifest
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec
+from clims_core.models.irn import load_irn_model
 from clims_core.refine.crf import CrfSettings
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.stages import (cam_to_ir_label, crf_masks, eval_masks, make_cams, make_pseudo_masks, merge_masks,
@@ -91,7 +92,7 @@ def test_irn_trains_only_its_branch_on_the_frozen_cam_trunk(cams, irn):
     cam = load_checkpoint(cams["checkpoint"])["model"]
     trunk = {k.removeprefix("trunk."): v for k, v in trained.items() if k.startswith("trunk.")}
     assert trunk and all(torch.equal(v, cam[f"trunk.{k}"]) for k, v in trunk.items())
-    model, payload = train_irn.load_irn_model(irn["checkpoint"])
+    model, payload = load_irn_model(irn["checkpoint"])
     assert payload["architecture"]["crop"] == 64
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1, 16, 16)
 

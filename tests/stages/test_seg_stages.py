@@ -18,7 +18,7 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import EncoderSpec
 from clims_core.models.segmentation import load_seg_model, predict_probabilities
 from clims_core.stages import eval_seg, seg_table, train_seg
-from clims_core.stages.cct_objective import CctLossSettings, cct_step
+from clims_core.methods.cct_objective import CctLossSettings, cct_step
 from tests.conftest import THREADS, launch_stage
 
 ONE_EACH = {"vat": 1, "dropout": 1, "cutout": 1, "context_masking": 1, "object_masking": 1, "feature_drop": 1,

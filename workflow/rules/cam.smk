@@ -1,5 +1,5 @@
 # CAM stage: train cam / puzzlecam / clims, multi-scale CAM stores (optionally sharded), evaluation.
-from clims_core.stages.clims_settings import resolve_clims_section
+from clims_core.methods.clims_settings import resolve_clims_section
 
 CAM = CFG["cam"]
 CAMS = CFG["cams"]

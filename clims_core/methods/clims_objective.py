@@ -13,7 +13,7 @@ from clims_core.losses.clims import (area_regularization, background_suppression
 from clims_core.models.backbone import imagenet_normalize
 from clims_core.models.clip import LoadedClip
 from clims_core.models.prompts import display_name, fill
-from clims_core.stages.clims_settings import ClimsSettings
+from clims_core.methods.clims_settings import ClimsSettings
 
 
 class ClimsObjective:

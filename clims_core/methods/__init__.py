@@ -1,0 +1,1 @@
+"""The methods' own settings and objectives (CLIMS, CCT), apart from the stages that train with them."""
