@@ -44,7 +44,7 @@ def main() -> None:
     results = {}
     for processes, threads in ((1, 2), (2, 1)):
         out = work / f"p{processes}"
-        arguments = {"method": "cam", "cam": cam, "clims": None, "clip_section": {}, "clip": None, "seed": 0,
+        arguments = {"method": "cam", "cam": cam, "clims": None, "clip": None, "seed": 0,
                      "device": "cpu", "threads": threads, "checkpoint_every": 0,
                      "manifest": str(work / "manifest.json"), "checkpoint": str(out / "model.pt"),
                      "metrics": str(out / "metrics.json"), "resume": None}

@@ -42,7 +42,9 @@ def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None
                "--until", "eval_cams", "eval_clip", *args]
     if triggers:
         command += ["--rerun-triggers", *triggers]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    # cwd: the run folder, as `python -m` puts the cwd first on sys.path (a checkout there would shadow PYTHONPATH).
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 def _eval_files(workdir: Path, cores: int) -> tuple[dict[str, Path], Path | None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
 CBS_REDUCTIONS = ("mean", "sum", "sum_mean", "any_word")  # as clims_core.losses.clims.background_suppression
@@ -51,6 +51,15 @@ class ClimsSettings:
     # paper's CLIMS sees only CLIP's scores of masked images). Above 0 the image labels keep holding each map on what
     # tells its class apart, so CLIP's scores alone can no longer carry a map onto its co-occurring stuff.
     classification_weight: float = 0.0
+
+    @classmethod
+    def from_config(cls, section: dict) -> ClimsSettings:
+        """The resolved ``cam.clims`` section (:func:`resolve_clims_section`) -> settings: each field is the key of
+        its name, so a new knob is one field here and one schema key, nothing in between."""
+        values = {f.name: section[f.name] for f in fields(cls)}
+        values.update(loss_weights=tuple(values["loss_weights"]), class_weights=dict(values["class_weights"]),
+                      class_names=dict(values["class_names"]))
+        return cls(**values)
 
     def __post_init__(self) -> None:
         if self.similarity not in ("cosine", "softmax"):

@@ -214,19 +214,17 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
-    settings = settings_from_config(a["method"], a["cam"], a.get("clims"), a["clip_section"], a["seed"], a["device"],
-                                    a["threads"], a.get("checkpoint_every", 50), a.get("precision", "auto"))
+    settings = settings_from_config(a["method"], a["cam"], a.get("clims"), a["seed"], a["device"], a["threads"],
+                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
     section = {"method": a["method"], "cam": a["cam"], **({"clims": a["clims"]} if a["method"] == "clims" else {})}
     return run(settings, a["manifest"], a["checkpoint"], a["metrics"], init_checkpoint=a.get("init"),
                clip=tuple(a["clip"]) if a["method"] == "clims" else None, config=section, resume_path=a.get("resume"))
 
 
-def settings_from_config(method: str, cam: dict, clims: dict | None, clip_section: dict, seed: int, device: str,
-                         threads: int, checkpoint_every: int = 50, precision: str = "auto") -> CamTrainSettings:
-    """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset.
-
-    ``clip_section`` is no longer read (CLIMS's prompts are ``cam.clims`` keys now); kept so callers need not change.
-    """
+def settings_from_config(method: str, cam: dict, clims: dict | None, seed: int, device: str, threads: int,
+                         checkpoint_every: int = 50, precision: str = "auto") -> CamTrainSettings:
+    """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset (CLIMS's prompts
+    are its own keys there, not ``clip.prompts``: those are eval_clip's)."""
     backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"])
     train = cam["train"]
     common = dict(method=method, backbone=backbone, weight_decay=train["weight_decay"], momentum=train["momentum"],
@@ -238,16 +236,6 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, clip_sectio
                             puzzle_level=puzzle["level"]) if puzzle else {}
         return CamTrainSettings(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"], **puzzle_knobs,
                                 **common)
-    objective = ClimsSettings(
-        loss_weights=tuple(clims["loss_weights"]), background_channel=clims["background_channel"],
-        background_words=clims["background_words"], cbs_threshold=clims["cbs_threshold"],
-        cbs_reduction=clims["cbs_reduction"], cbs_softmax=clims["cbs_softmax"],
-        otm_softmax=clims["otm_softmax"], class_weights=dict(clims["class_weights"]),
-        similarity=clims["similarity"], masking=clims["masking"], area=clims["area"],
-        # CLIMS's own prompts (the preset's: the public code's strings), not clip.prompts (those of eval_clip).
-        object_prompt=clims["object_prompt"], background_prompt=clims["background_prompt"],
-        class_names=dict(clims["class_names"]), score_clamp=clims["score_clamp"],
-        classification_weight=clims["classification_weight"],
-    )
+    objective = ClimsSettings.from_config(clims)
     return CamTrainSettings(epochs=clims["epochs"], batch_size=clims["batch_size"], lr=clims["lr"], clims=objective,
                             **common)

@@ -214,3 +214,16 @@ def test_classification_weight_adds_the_plain_cams_loss_on_the_same_features(tin
         ClimsSettings(cbs_reduction="max")
     with pytest.raises(ValueError, match="any_word sums probabilities"):
         ClimsSettings(cbs_reduction="any_word", similarity="cosine")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_settings_from_config_take_every_knob_of_the_resolved_section(preset):
+    section = resolve_clims_section({"preset": preset}, ["sky", "water"], {"boat": "water"}, ["boat", "car"])
+    settings = ClimsSettings.from_config(section)
+    assert settings.loss_weights == tuple(PRESETS[preset]["loss_weights"])
+    assert settings.score_clamp == PRESETS[preset]["score_clamp"]
+    assert settings.background_words == section["background_words"]
+    changed = ClimsSettings.from_config({**section, "cbs_reduction": "mean", "classification_weight": 2.0})
+    assert (changed.cbs_reduction, changed.classification_weight) == ("mean", 2.0)
+    with pytest.raises(KeyError, match="masking"):  # a knob the section lacks is an error, never a silent default
+        ClimsSettings.from_config({k: v for k, v in section.items() if k != "masking"})

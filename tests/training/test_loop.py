@@ -71,7 +71,7 @@ def _arguments(tiny_world, out: Path, epochs: int = 1, checkpoint_every: int = 0
            "train": {"epochs": epochs, "batch_size": 8, "lr": 0.01, "weight_decay": 1e-4, "momentum": 0.9, "crop": 64,
                      "resize_long": [48, 80], "workers": 0},
            "puzzlecam": {"alpha": 4.0, "schedule": 0.5, "level": "feature"}}
-    return {"method": "cam", "cam": cam, "clims": None, "clip_section": {}, "clip": None, "seed": 0, "device": "cpu",
+    return {"method": "cam", "cam": cam, "clims": None, "clip": None, "seed": 0, "device": "cpu",
             "threads": 1, "checkpoint_every": checkpoint_every, "manifest": str(tiny_world["manifest"]),
             "checkpoint": str(out / "model.pt"), "metrics": str(out / "metrics.json"), "resume": str(out / "resume.pt")}
 

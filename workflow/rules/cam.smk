@@ -57,7 +57,6 @@ rule train_cam:
         # Each method's own knobs only, so changing one method's settings never reruns another's training.
         cam=train_cam_section,
         clims=lambda wc: CLIMS_SECTION if wc.method == "clims" else {},
-        clip_section=lambda wc: CLIP_SECTION if wc.method == "clims" else {},
         clip=lambda wc: list(CLIP) if wc.method == "clims" else [],
         seed=CFG["seed"],
         device=CFG["device"],

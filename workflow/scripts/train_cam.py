@@ -9,7 +9,7 @@ processes = sm.params.gpus
 with stage_logging(sm.log[0], f"train_cam[{method}]"):
     arguments = {
         "method": method, "cam": dict(sm.params.cam), "clims": dict(sm.params.clims),
-        "clip_section": dict(sm.params.clip_section), "clip": list(sm.params.clip), "seed": sm.params.seed,
+        "clip": list(sm.params.clip), "seed": sm.params.seed,
         "device": sm.params.device, "precision": sm.params.precision, "threads": max(1, sm.threads // processes),
         "checkpoint_every": sm.params.checkpoint_every, "manifest": sm.input.manifest, "init": sm.input.get("init"),
         "checkpoint": sm.output.checkpoint, "metrics": sm.output.metrics,
