@@ -18,3 +18,27 @@ def test_stage_closure_follows_library_imports_only():
     assert {"prepare_data.py", "voc.py", "manifest.py", "atomic.py", "masks.py", "version.py"} <= names
     assert "config.py" not in names and "checkpoint.py" not in names
     assert stage_code_version("clims_core.stages.prepare_data").startswith(code_version().split("+")[0] + "+")
+
+
+def _stage_closures() -> dict[str, set[str]]:
+    import pkgutil
+
+    import clims_core.stages as stages
+    from clims_core.version import PACKAGE_DIR
+
+    return {m.name: {str(p.relative_to(PACKAGE_DIR)) for p in module_closure(f"clims_core.stages.{m.name}")}
+            for m in pkgutil.iter_modules(stages.__path__)}
+
+
+def test_no_stage_imports_another_and_method_code_stays_with_its_stages():
+    """Editing one method's objective replans only the stages that train with it (issue 18)."""
+    closures = _stage_closures()
+    assert len(closures) > 20
+    for stage, files in closures.items():
+        assert {f for f in files if f.startswith("stages/")} == {f"stages/{stage}.py"}, stage
+    clims = {"methods/clims_objective.py", "methods/clims_settings.py", "losses/clims.py"}
+    cct = {"methods/cct_objective.py", "losses/cct.py"}
+    assert {s for s, files in closures.items() if files & clims} == {"train_cam"}
+    assert {s for s, files in closures.items() if files & cct} == {"train_seg"}
+    assert {s for s, files in closures.items() if "models/clip.py" in files} == {
+        "pretrain_clip", "finetune_clip", "eval_clip", "train_cam"}
