@@ -25,7 +25,7 @@ from PIL import Image
 from clims_core.data.demo_world import DemoWorldSettings, generate_world
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
-from clims_core.models.deeplab import DeepLabSpec, DeepLabV2
+from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of
 from clims_core.stages import segment
 
@@ -41,7 +41,7 @@ def demo_images(folder: Path, n: int) -> Path:
     return images
 
 
-def bare_forward(model: DeepLabV2, tensors: list[torch.Tensor]) -> float:
+def bare_forward(model: DeepLab, tensors: list[torch.Tensor]) -> float:
     start = time.perf_counter()
     with torch.no_grad():
         for tensor in tensors:
@@ -61,7 +61,7 @@ def main() -> None:
         tmp = Path(tmp)
         images = demo_images(tmp, args.images)
         torch.manual_seed(0)
-        model = DeepLabV2(DeepLabSpec(BackboneSpec(depth=18, width=32, strides=(2, 2, 2, 1), norm="batch"), 7,
+        model = DeepLab(DeepLabSpec(BackboneSpec(depth=18, width=32, strides=(2, 2, 2, 1), norm="batch"), 7,
                                       pretrained_strides=(2, 2, 2, 1))).eval()
         checkpoint = tmp / "model.pt"
         save_checkpoint(checkpoint, model.state_dict(), {}, 1, architecture=architecture_of(model))

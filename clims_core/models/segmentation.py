@@ -1,4 +1,4 @@
-"""Segmentation networks behind one interface (CCT, DeepLabV2): checkpoint records and whole-image inference.
+"""Segmentation networks behind one interface (CCT, DeepLab v2 / v3): checkpoint records and whole-image inference.
 
 Both map pixel-space [0, 1] images to logits at the input size and expose ``n_classes`` and ``output_stride``, so
 evaluation and ``segment`` treat them alike (:func:`predict_probabilities`). A checkpoint stores ``architecture``
@@ -22,12 +22,12 @@ from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk
 from clims_core.models.cam_net import load_cam_model
 from clims_core.models.cct import CCT, CctSpec, EncoderSpec, PerturbationSettings
-from clims_core.models.deeplab import DeepLabSpec, DeepLabV2
+from clims_core.models.deeplab import DeepLab, DeepLabSpec
 
 if TYPE_CHECKING:
     from clims_core.refine.crf import CrfSettings
 
-SegmentationNetwork = CCT | DeepLabV2
+SegmentationNetwork = CCT | DeepLab
 SEG_NETWORKS = ("cct", "deeplab")
 TRUNK_INITS = ("imagenet", "cam", "random")  # seg.init: ImageNet weights, the plain CAM network's trunk, or none
 
@@ -50,8 +50,8 @@ def architecture_of(model: SegmentationNetwork) -> dict[str, Any]:
 def network_from_architecture(arch: dict[str, Any]) -> SegmentationNetwork:
     method = arch.get("method", "cct")
     if method == "deeplab":
-        return DeepLabV2(DeepLabSpec(BackboneSpec(**arch["backbone"]), arch["n_classes"], arch["output_stride"],
-                                     tuple(arch["rates"]), tuple(arch["pretrained_strides"])))
+        return DeepLab(DeepLabSpec(BackboneSpec(**arch["backbone"]), arch["n_classes"], arch["output_stride"],
+                                   tuple(arch["rates"]), tuple(arch["pretrained_strides"]), arch.get("head", "v2")))
     if method != "cct":
         raise ValueError(f"checkpoint architecture: unknown segmentation method {method!r} (expected {SEG_NETWORKS})")
     encoder = arch["encoder"]

@@ -25,7 +25,7 @@ from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.losses.segmentation import PSEUDO_MASK_LOSSES, pseudo_mask_loss
 from clims_core.models.backbone import BackboneSpec
-from clims_core.models.deeplab import DEEPLAB_RATES, DeepLabSpec, DeepLabV2
+from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
@@ -42,7 +42,8 @@ class DeepLabTrainSettings:
     backbone: BackboneSpec
     init: str = "imagenet"  # imagenet (backbone.weights), cam (a CAM checkpoint's trunk) or random
     output_stride: int = 8
-    rates: tuple[int, ...] = DEEPLAB_RATES
+    head: str = "v2"  # v2 (ASPP-L, the papers') or v3 (torchvision's DeepLabHead), see clims_core.models.deeplab
+    rates: tuple[int, ...] | None = None  # None: the head's own
     loss: str = "ce"  # ce (DeepLab's) or balanced (see clims_core.losses.segmentation)
     augment: AugmentSettings = field(default_factory=lambda: AugmentSettings(crop=321, base_size=500,
                                                                              scale_range=(0.5, 1.5)))
@@ -70,7 +71,7 @@ class DeepLabTrainSettings:
 class PseudoMaskObjective(nn.Module):
     """``(images, masks, step, total) -> (loss, parts)``: one forward, so DDP sees every parameter's use."""
 
-    def __init__(self, model: DeepLabV2, loss: str):
+    def __init__(self, model: DeepLab, loss: str):
         super().__init__()
         self.model, self.loss = model, loss
 
@@ -88,18 +89,18 @@ class SingleStreamStep(LossStep):
 
 
 def build_model(settings: DeepLabTrainSettings, n_classes: int, init_checkpoint: str | Path | None = None
-                ) -> DeepLabV2:
+                ) -> DeepLab:
     """The network with its trunk initialised as ``settings.init`` says (ImageNet weights load in the trunk itself);
     from a CAM trunk the dilation restores the CAM network's grid, as for CCT."""
     backbone = settings.backbone if settings.init == "imagenet" else replace(settings.backbone, weights=None)
     pretrained = tuple(settings.backbone.strides) if settings.init == "cam" else (2, 2, 2, 2)
-    model = DeepLabV2(DeepLabSpec(backbone, n_classes, settings.output_stride, settings.rates, pretrained))
+    model = DeepLab(DeepLabSpec(backbone, n_classes, settings.output_stride, settings.rates, pretrained, settings.head))
     if settings.init == "cam":
         initialise_trunk_from_cam(model, init_checkpoint)
     return model
 
 
-def make_optimizer(model: DeepLabV2, settings: DeepLabTrainSettings) -> torch.optim.SGD:
+def make_optimizer(model: DeepLab, settings: DeepLabTrainSettings) -> torch.optim.SGD:
     trunk, head = model.parameter_groups()
     head_lr = settings.lr * settings.head_lr_multiplier
     return torch.optim.SGD([{"params": trunk, "lr": settings.lr, "initial_lr": settings.lr},
@@ -165,7 +166,7 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
                               scale_range=tuple(train["scale_range"]), flip=train["flip"])
     return DeepLabTrainSettings(
         run=run_name, backbone=backbone, init=seg["init"], output_stride=seg["output_stride"],
-        rates=tuple(deeplab["rates"]), loss=deeplab["loss"], augment=augment, epochs=train["epochs"],
+        head=deeplab["head"], rates=tuple(deeplab["rates"]) if deeplab["rates"] else None, loss=deeplab["loss"], augment=augment, epochs=train["epochs"],
         batch_size=train["batch_size"], lr=train["lr"], head_lr_multiplier=train["head_lr_multiplier"],
         momentum=train["momentum"], weight_decay=train["weight_decay"], poly_power=train["poly_power"], seed=seed,
         device=device, precision=precision, threads=threads, workers=train["workers"],

@@ -16,7 +16,7 @@ from clims_core.config import WORLD_AXIS_KEYS, validate_config, demo_world_argum
 from clims_core.data.demo_world import DemoWorldSettings, generate_world
 from clims_core.data.demo_world.looks import BODY_LOOK_OF, body_looks_for, partner
 from clims_core.data.demo_world.settings import DEFAULT_PARTNERS, WORLD_AXES
-from clims_core.data.demo_world.sprites import BODY, FAMILIES, PART, render_sprite, sample_aspect
+from clims_core.data.demo_world.sprites import FAMILIES, render_sprite, sample_aspect
 from clims_core.data.demo_world.stuff import WorldStyle, build_bank, paint_sky, shade_stuff, style_of, world_bank
 from clims_core.metrics.world_study import world_overlays
 from clims_core.tags import tag

@@ -60,17 +60,33 @@ def test_clims_loss_weight_replans_clims_training_onward(tiny_run, tmp_path):
     assert not set(plan) & set(UPSTREAM), plan
 
 
-def test_edited_stage_code_replans_that_stage(tiny_run, tmp_path):
-    """A copy of the library with one statement added to eval_cams, imported first: eval_cams reruns, training not."""
+def _library_with_edit(tmp_path: Path, module: str) -> Path:
+    """A copy of the library with one statement added to ``module`` (a path under clims_core/)."""
     copy_root = tmp_path / "lib"
     shutil.copytree(REPO / "clims_core", copy_root / "clims_core", ignore=shutil.ignore_patterns("__pycache__"))
-    (copy_root / "workflow").symlink_to(REPO / "workflow")  # the library reads its config schema from there
-    module = copy_root / "clims_core" / "stages" / "eval_cams.py"
-    module.write_text(module.read_text() + "\n_EDITED = True\n")
+    source = copy_root / "clims_core" / module
+    source.write_text(source.read_text() + "\n_EDITED = True\n")
+    return copy_root
+
+
+def test_edited_stage_code_replans_that_stage(tiny_run, tmp_path):
+    """The copy with eval_cams edited, imported first: eval_cams reruns, training not."""
+    copy_root = _library_with_edit(tmp_path, "stages/eval_cams.py")
     assert _plan(tiny_run, copy.deepcopy(tiny_run.config), tmp_path, library=REPO) == {}  # the launcher alone changes nothing
     plan = _plan(tiny_run, copy.deepcopy(tiny_run.config), tmp_path, library=copy_root)
     assert plan.get("eval_cams"), plan
     assert not set(plan) & {*UPSTREAM, "train_cam", "make_cams"}, plan
+
+
+def test_edited_clims_objective_replans_only_clims_training_onward(tiny_run, tmp_path):
+    """Editing the method (issue 18): CLIMS's training and what reads its CAMs replan; the plain CAM's and PuzzleCAM's
+    training, the CLIP stages and every job of the other methods' masks stay as they are."""
+    plan = _plan(tiny_run, copy.deepcopy(tiny_run.config), tmp_path,
+                 library=_library_with_edit(tmp_path, "methods/clims_objective.py"))
+    assert plan.get("train_cam") == 1 and plan.get("make_cams"), plan
+    assert not set(plan) & set(UPSTREAM), plan
+    # at most CLIMS's own run of each later training (IRN, CCT and DeepLab on CLIMS's masks), never the plain CAM's
+    assert all(plan.get(rule, 0) <= 1 for rule in ("train_irn", "train_seg", "train_deeplab")), plan
 
 
 def test_run_writes_only_under_its_folders(tiny_run):

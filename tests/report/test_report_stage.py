@@ -168,13 +168,13 @@ def test_trunk_section_from_pretrain_trunks_metrics(stage_outputs: dict, tmp_pat
 def test_seg_section_shows_segmented_val_images_beside_the_ground_truth(stage_outputs: dict, tmp_path: Path):
     manifest = Manifest.load(stage_outputs["manifest"])
     seg, examples = {}, {}
-    for run in ("cct_weak_clims", "deeplab_clims"):
-        seg[run] = tmp_path / f"{run}.json"
-        seg[run].write_text(json.dumps({"run": run, "miou": 50.0, "pixel_labeled": 0, "image_labeled": 160}))
-        examples[run] = tmp_path / f"{run}-examples"
-        examples[run].mkdir()
+    for name in ("cct_weak_clims", "deeplab_clims"):
+        seg[name] = tmp_path / f"{name}.json"
+        seg[name].write_text(json.dumps({"run": name, "miou": 50.0, "pixel_labeled": 0, "image_labeled": 160}))
+        examples[name] = tmp_path / f"{name}-examples"
+        examples[name].mkdir()
         for image_id in manifest.ids("val")[:2]:  # eval_seg's first val images; here their ground truth
-            save_mask(examples[run] / f"{image_id}.png", load_mask(manifest.mask_path("val", image_id)))
+            save_mask(examples[name] / f"{image_id}.png", load_mask(manifest.mask_path("val", image_id)))
     examples["cct_labeled"] = tmp_path / "not-in-the-summary"  # a folder of a run the summary lacks: left out
     sections, html_path, figures = _report(stage_outputs, tmp_path, seg_examples=examples, seg_evals=seg)
     page = parse(html_path)

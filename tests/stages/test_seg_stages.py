@@ -64,7 +64,7 @@ def trained(reduced):
 
 def test_pseudo_masks_are_learned_and_outputs_are_complete(trained, reduced):
     results, out = trained
-    (m_l, r_l, folder_l), (m_w, r_w, folder_w) = results["cct_labeled"], results["cct_weak_gt"]
+    (m_l, _, folder_l), (m_w, r_w, folder_w) = results["cct_labeled"], results["cct_weak_gt"]
     manifest = Manifest.load(reduced["manifest"])
     assert len(manifest.ids("train")) == PIXEL_LABELED
     assert m_l["steps"] == m_w["steps"] == 4 * (len(image_level_ids(manifest)) // 8)

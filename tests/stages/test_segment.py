@@ -14,7 +14,7 @@ from clims_core.data.image_list import image_paths
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.io.masks import load_mask
 from clims_core.models.backbone import BackboneSpec
-from clims_core.models.deeplab import DeepLabSpec, DeepLabV2
+from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of, load_seg_model, predict_labels
 from clims_core.stages import segment
 
@@ -24,7 +24,7 @@ CLASSES = ["car", "train"]
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = DeepLabV2(DeepLabSpec(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES) + 1, rates=(1, 2)))
+    model = DeepLab(DeepLabSpec(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES) + 1, rates=(1, 2)))
     with torch.no_grad():  # a head that paints the left half 'car' and the right half background, whatever the trunk
         for conv in model.aspp:
             conv.weight.zero_()

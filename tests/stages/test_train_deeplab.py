@@ -1,4 +1,4 @@
-"""train_deeplab for real on the tiny demo world: DeepLabV2 learns from pseudo masks alone and eval_seg reads it."""
+"""train_deeplab for real on the tiny demo world: DeepLab learns from pseudo masks alone and eval_seg reads it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import AugmentSettings
 from clims_core.io.masks import load_mask
 from clims_core.models.backbone import BackboneSpec
-from clims_core.models.deeplab import DeepLabV2
+from clims_core.models.deeplab import DeepLab
 from clims_core.models.segmentation import load_seg_model
 from clims_core.stages import eval_seg, train_deeplab
 from tests.conftest import THREADS, launch_stage
@@ -42,7 +42,7 @@ def test_deeplab_learns_from_pseudo_masks_and_eval_seg_scores_it(trained, tiny_w
     assert losses[-1] < 0.8 * losses[0], losses
     assert json.loads((out / "metrics.json").read_text())["method"] == "deeplab"
     model, payload = load_seg_model(out / "model.pt")
-    assert isinstance(model, DeepLabV2) and payload["architecture"]["method"] == "deeplab"
+    assert isinstance(model, DeepLab) and payload["architecture"]["method"] == "deeplab"
     result = eval_seg.run(eval_seg.EvalSegSettings(device="cpu", threads=THREADS), tiny_world["manifest"],
                           out / "model.pt", tmp_path / "e.json", tmp_path / "e.tsv", "deeplab_gt",
                           examples_dir=tmp_path / "examples")
@@ -56,10 +56,12 @@ def test_deeplab_learns_from_pseudo_masks_and_eval_seg_scores_it(trained, tiny_w
     assert 0 <= result["miou"] <= 100 and set(result["per_class"]) == {"background", *manifest.classes}
 
 
-def test_balanced_loss_trains_too(tiny_world, noisy_pseudo_masks, tmp_path):
-    metrics = train_deeplab.run(_settings(loss="balanced", epochs=1), tiny_world["manifest"], noisy_pseudo_masks,
-                                tmp_path / "m.pt", tmp_path / "m.json")
-    assert metrics["loss"] == "balanced" and metrics["steps"] > 0 and (tmp_path / "m.pt").exists()
+def test_balanced_loss_and_the_v3_head_train_too(tiny_world, noisy_pseudo_masks, tmp_path):
+    metrics = train_deeplab.run(_settings(loss="balanced", head="v3", rates=None, epochs=1), tiny_world["manifest"],
+                                noisy_pseudo_masks, tmp_path / "m.pt", tmp_path / "m.json")
+    assert metrics["loss"] == "balanced" and metrics["steps"] > 0
+    model, payload = load_seg_model(tmp_path / "m.pt")
+    assert payload["architecture"]["head"] == "v3" and tuple(payload["architecture"]["rates"]) == (12, 24, 36)
 
 
 def test_bad_inputs_fail_before_training(tiny_world, tmp_path):

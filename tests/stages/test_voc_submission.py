@@ -11,7 +11,7 @@ from PIL import Image
 
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
-from clims_core.models.deeplab import DeepLabSpec, DeepLabV2
+from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of
 from clims_core.stages import voc_submission
 from clims_core.stages.voc_submission import check_submission, server_folder
@@ -30,7 +30,7 @@ def test_split(tmp_path):
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
     (root / "ImageSets" / "Segmentation" / "test.txt").write_text("\n".join(SIZES) + "\n")
     torch.manual_seed(0)
-    model = DeepLabV2(DeepLabSpec(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES) + 1, rates=(1, 2)))
+    model = DeepLab(DeepLabSpec(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES) + 1, rates=(1, 2)))
     save_checkpoint(tmp_path / "model.pt", model.eval().state_dict(), {}, 1, architecture=architecture_of(model))
     return root, tmp_path / "model.pt"
 
