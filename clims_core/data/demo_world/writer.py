@@ -25,8 +25,10 @@ def make_folders(root: Path) -> None:
     (root / CAPTIONS / CAPTION_IMAGES).mkdir(parents=True, exist_ok=True)
 
 
-def annotation_xml(image_id: str, size: int, instances: list[InstanceRecord], segmented: bool) -> str:
-    """A VOC annotation: one <object> per visible instance, boxes over its visible pixels, 1-based."""
+def annotation_xml(image_id: str, size: int, instances: list[InstanceRecord], segmented: bool,
+                   height: int | None = None, folder: str = "demo_world", database: str = "CLIMS demo world") -> str:
+    """A VOC annotation: one <object> per visible instance, boxes over its visible pixels, 1-based. ``size`` is the
+    width, and the height too unless ``height`` says another (the VOC-shaped stand-in's images are not square)."""
     objects = "".join(
         "\t<object>\n"
         f"\t\t<name>{inst.name}</name>\n"
@@ -43,10 +45,11 @@ def annotation_xml(image_id: str, size: int, instances: list[InstanceRecord], se
     )
     return (
         "<annotation>\n"
-        "\t<folder>demo_world</folder>\n"
+        f"\t<folder>{folder}</folder>\n"
         f"\t<filename>{image_id}.jpg</filename>\n"
-        "\t<source>\n\t\t<database>CLIMS demo world</database>\n\t</source>\n"
-        f"\t<size>\n\t\t<width>{size}</width>\n\t\t<height>{size}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
+        f"\t<source>\n\t\t<database>{database}</database>\n\t</source>\n"
+        f"\t<size>\n\t\t<width>{size}</width>\n\t\t<height>{size if height is None else height}</height>\n"
+        "\t\t<depth>3</depth>\n\t</size>\n"
         f"\t<segmented>{int(segmented)}</segmented>\n"
         f"{objects}"
         "</annotation>\n"
