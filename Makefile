@@ -8,7 +8,7 @@ CORES ?= all
 # Idle OpenMP threads sleep instead of spinning: on shared cores spinning made torch steps up to 10x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test claims clean-results
+.PHONY: demo test claims rehearsal clean-results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ test: $(STAMP)
 # DESIGN.md's claims on the finished demo run (tests/e2e/test_demo_claims.py; skipped in `make test`).
 claims: $(STAMP)
 	CLIMS_DEMO_RESULTS=results HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/e2e/test_demo_claims.py
+
+# config/voc12.yaml end to end on a generated VOC-shaped stand-in with random stand-in weights (issue 16): every rule,
+# the paper's architectures and batch sizes, one epoch each. REHEARSAL_SCALE of VOC's 10,582 / 1,464 / 1,449 images.
+REHEARSAL ?= rehearsal
+REHEARSAL_SCALE ?= 0.007  # >= 0.007: CCT needs one batch of 10 pixel-labeled images
+rehearsal: $(STAMP)
+	test -d $(REHEARSAL)/data/VOCdevkit/VOC2012 || $(BIN)/python -m clims_core.data.voc_standin \
+		--out $(REHEARSAL)/data/VOCdevkit/VOC2012 --scale $(REHEARSAL_SCALE)
+	test -f $(REHEARSAL)/weights/resnet101-imagenet.pth || $(BIN)/python -m clims_core.models.standin_weights \
+		--out $(REHEARSAL)/weights
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) --snakefile $(CURDIR)/workflow/Snakefile \
+		--directory $(REHEARSAL) --configfile $(CURDIR)/config/voc12.yaml $(CURDIR)/config/rehearsal.yaml
 
 clean-results:
 	rm -rf results logs work .snakemake

@@ -96,6 +96,20 @@ def _cropped_instances(instances: list[InstanceRecord], mask: np.ndarray, y0: in
     return kept
 
 
+def _crop_origin(class_mask: np.ndarray, instances: list[InstanceRecord], height: int, width: int,
+                 rng: np.random.Generator) -> tuple[int, int]:
+    """A random crop window that keeps some object, as every VOC image has one: else the window centred on the
+    largest instance's box (clamped into the square)."""
+    y0 = int(rng.integers(0, RENDER_SIZE - height + 1))
+    x0 = int(rng.integers(0, RENDER_SIZE - width + 1))
+    window = class_mask[y0:y0 + height, x0:x0 + width]
+    if ((window > 0) & (window != IGNORE_INDEX)).any() or not instances:
+        return y0, x0
+    largest = max(instances, key=lambda inst: inst.visible_px)
+    cy, cx = (largest.bbox[1] + largest.bbox[3]) // 2, (largest.bbox[0] + largest.bbox[2]) // 2
+    return (min(max(cy - height // 2, 0), RENDER_SIZE - height), min(max(cx - width // 2, 0), RENDER_SIZE - width))
+
+
 _WORKER: tuple[StandinSettings, DemoWorldSettings, Path, set[str]] | None = None
 
 
@@ -114,8 +128,7 @@ def _render(task: tuple[str, int, object]) -> str:
     scene = render_scene(plan, world, render, world_bank(world))
     crop_rng = np.random.default_rng([world.seed, code, index, 7])
     height, width = draw_size(crop_rng)
-    y0 = int(crop_rng.integers(0, RENDER_SIZE - height + 1))
-    x0 = int(crop_rng.integers(0, RENDER_SIZE - width + 1))
+    y0, x0 = _crop_origin(scene.class_mask, scene.instances, height, width, crop_rng)
     image = np.ascontiguousarray(scene.image[y0:y0 + height, x0:x0 + width])
     mask = _VOC_INDEX[scene.class_mask[y0:y0 + height, x0:x0 + width]]
     name = image_id(split, index)

@@ -43,6 +43,7 @@ def test_layout_splits_and_masks_are_vocs(standin):
             assert aug.mode == "L" and aug.size == size  # SBD's greyscale index PNGs
         mask = load_mask(root / "SegmentationClassAug" / f"{image_id}.png")
         assert set(np.unique(mask)) <= {0, 255} | DEMO_IN_VOC  # VOC indices of the six demo classes
+        assert set(np.unique(mask)) & DEMO_IN_VOC, image_id  # every image shows some object, as in VOC
         objects = {o.findtext("name") for o in ElementTree.parse(root / "Annotations" / f"{image_id}.xml").iter("object")}
         assert objects == {VOC_CLASSES[i - 1] for i in np.unique(mask) if 0 < i < 255}, image_id
         shapes.add(size)
