@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = DeepLab(DeepLabSpec(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES) + 1, rates=(1, 2)))
     with torch.no_grad():  # a head that paints the left half 'car' and the right half background, whatever the trunk
-        for conv in model.aspp:
+        for conv in model.head.branches:
             conv.weight.zero_()
             conv.bias.copy_(torch.tensor([0.0, 5.0, -5.0]))
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
