@@ -62,7 +62,7 @@ def main() -> None:
         images = demo_images(tmp, args.images)
         torch.manual_seed(0)
         model = DeepLab(DeepLabSpec(BackboneSpec(depth=18, width=32, strides=(2, 2, 2, 1), norm="batch"), 7,
-                                      pretrained_strides=(2, 2, 2, 1))).eval()
+                                    pretrained_strides=(2, 2, 2, 1))).eval()
         checkpoint = tmp / "model.pt"
         save_checkpoint(checkpoint, model.state_dict(), {}, 1, architecture=architecture_of(model))
         paths = sorted(images.glob("*.jpg"))

@@ -68,10 +68,12 @@ def image_id(split: str, index: int) -> str:
     return f"{ID_YEAR[split]}_{index:06d}"
 
 
+_SIZE_SHARES = np.array([share for *_, share in VOC_SIZE_MIX]) / sum(share for *_, share in VOC_SIZE_MIX)
+
+
 def draw_size(rng: np.random.Generator) -> tuple[int, int]:
     """(height, width) drawn from :data:`VOC_SIZE_MIX`."""
-    shares = np.array([share for *_, share in VOC_SIZE_MIX])
-    width, height, _ = VOC_SIZE_MIX[int(rng.choice(len(VOC_SIZE_MIX), p=shares / shares.sum()))]
+    width, height, _ = VOC_SIZE_MIX[int(rng.choice(len(VOC_SIZE_MIX), p=_SIZE_SHARES))]
     return height, width
 
 
