@@ -1,50 +1,5 @@
-# CAM stage: train cam / puzzlecam / clims, multi-scale CAM stores (optionally sharded), evaluation.
-from clims_core.methods.clims_settings import resolve_clims_section
-
-CAM = CFG["cam"]
-CAMS = CFG["cams"]
-CAM_METHODS = CAM["methods"]
-CLIMS_SECTION = resolve_clims_section(CAM["clims"], CFG["data"]["stuff_classes"], CFG["eval"]["confounders"],
-                                      CFG["data"]["classes"])
-_BASE_SECTION = [CAM["backbone"], TRUNK_WEIGHTS_TAG, CAM["train"], CFG["seed"]]  # TRUNK_*: rules/trunk.smk
-CAM_TAGS = {
-    "cam": tag(_BASE_SECTION, DATA_TAG),
-    "puzzlecam": tag(_BASE_SECTION + [CAM["puzzlecam"]], DATA_TAG),
-}
-# CLIMS's prompts are in CLIMS_SECTION (cam.clims); clip.prompts and clip.class_names are eval_clip's and
-# fine-tuning's, which reach CLIMS through CLIP_TAG.
-CAM_TAGS["clims"] = tag([CLIMS_SECTION], CAM_TAGS["cam"], CLIP_TAG, DATA_TAG)
-CAMS_TAG = tag(CAMS)
-
-
-def cam_dir(method: str) -> str:
-    return f"{RESULTS}/cam/{method}-{CAM_TAGS[method]}"
-
-
-def cams_dir(method: str) -> str:
-    return f"{RESULTS}/cams/{method}-{CAM_TAGS[method]}-{CAMS_TAG}"
-
-
-CAM_EVAL = {method: f"{cams_dir(method)}/eval_train.json" for method in CAM_METHODS}
-ALL_TARGETS.extend(CAM_EVAL.values())
-
-
-def train_cam_inputs(wildcards) -> dict[str, str]:
-    inputs = {"manifest": MANIFEST, **TRUNK_INPUT}
-    if wildcards.method == "clims":
-        inputs["init"] = f"{cam_dir('cam')}/model.pt"
-        inputs["clip"] = made_here(CLIP)
-    return inputs
-
-
-def train_cam_section(wildcards) -> dict:
-    """The part of ``cam`` a method's training reads (``puzzlecam``'s knobs only for puzzlecam)."""
-    keys = ["backbone", "backbone_weights", "train"] + (["puzzlecam"] if wildcards.method == "puzzlecam" else [])
-    return {key: TRUNK_WEIGHTS if key == "backbone_weights" else CAM[key] for key in keys}
-
-
-for _method in CAM_METHODS:
-    benchmark(f"train_cam_{_method}", CAM_TAGS[_method])
+# CAM rules: train cam / puzzlecam / clims, multi-scale CAM stores (optionally sharded), evaluation.
+# What they make for this config (tags, paths, input functions): plan/cam.smk.
 
 
 rule train_cam:
@@ -72,23 +27,10 @@ rule train_cam:
         f"{LOGS}/train_cam/{{method}}-{{tag}}.log",
     benchmark:
         f"{LOGS}/train_cam_{{method}}/{{tag}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train_cam.py"
-
-
-# One make_cams job per split, or with cams.shards > 1 one per shard ('<i>-of-<n>', Snakemake's scatteritem form)
-# joined by merge_cams.
-SHARDED = CAMS["shards"] > 1
-STORE = f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/{{split}}.h5"
-SHARD_STORE = f"{RESULTS}/cams/{{method}}-{{tag}}-{CAMS_TAG}/shards/{{split}}.{{scatteritem}}.h5"
-SHARD_SUFFIX = ".{scatteritem}" if SHARDED else ""
-
-
-def make_cams_settings(wildcards) -> dict:
-    shard = int(wildcards.scatteritem.split("-of-")[0]) - 1 if SHARDED else 0
-    return {"split": wildcards.split, "scales": CAMS["scales"], "flip": CAMS["flip"], "resize": CAMS["resize"],
-            "shard": shard, "shards": CAMS["shards"], "device": CFG["device"], "precision": CFG["precision"],
-            "workers": CAMS["workers"]}
 
 
 rule make_cams:
@@ -107,16 +49,13 @@ rule make_cams:
         f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}{SHARD_SUFFIX}.log",
     benchmark:
         f"{LOGS}/make_cams/{{method}}-{{tag}}-{{split}}{SHARD_SUFFIX}.benchmark.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/make_cams.py"
 
 
 if SHARDED:
-
-    def shard_stores(wildcards) -> list[str]:
-        n = CAMS["shards"]
-        return [SHARD_STORE.format(method=wildcards.method, tag=wildcards.tag, split=wildcards.split,
-                                   scatteritem=f"{i}-of-{n}") for i in range(1, n + 1)]
 
     rule merge_cams:
         input:
@@ -127,6 +66,8 @@ if SHARDED:
             code=code("merge_cams"),
         log:
             f"{LOGS}/merge_cams/{{method}}-{{tag}}-{{split}}.log",
+        conda:
+            CONDA_ENV
         script:
             "../scripts/merge_cams.py"
 
@@ -150,5 +91,7 @@ rule eval_cams:
         f"{LOGS}/eval_cams/{{method}}-{{tag}}-{{split}}.log",
     benchmark:
         f"{LOGS}/eval_cams/{{method}}-{{tag}}-{{split}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/eval_cams.py"

@@ -1,4 +1,5 @@
 # Dataset rules: the demo world (when enabled) and the manifest of any VOC-layout folder.
+# What they make for this config (tags, paths, input functions): plan/data.smk.
 
 
 rule make_demo_world:
@@ -11,15 +12,11 @@ rule make_demo_world:
     log:
         f"{LOGS}/make_demo_world/{DEMO_TAG}.log",
     benchmark:
-        benchmark("make_demo_world", DEMO_TAG, used=DEMO)
+        MAKE_DEMO_WORLD_BENCHMARK
+    conda:
+        CONDA_ENV
     script:
         "../scripts/make_demo_world.py"
-
-
-def prepare_data_inputs(wildcards) -> list[str]:
-    if DEMO:
-        return [DEMO_DIR]
-    return [str(Path(DATA_ROOT) / relative) for relative in CFG["data"]["splits"].values()]
 
 
 rule prepare_data:
@@ -42,6 +39,8 @@ rule prepare_data:
     log:
         f"{LOGS}/prepare_data/{DATA_TAG}.log",
     benchmark:
-        benchmark("prepare_data", DATA_TAG)
+        PREPARE_DATA_BENCHMARK
+    conda:
+        CONDA_ENV
     script:
         "../scripts/prepare_data.py"

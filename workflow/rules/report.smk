@@ -1,107 +1,32 @@
-# What a user reads after a run: summary.json (the headline figures, provenance, wall times) and the report page
-# results/report/index.html built on it, the last step of `all`. `snakemake --report report.html` shows the outputs
-# wrapped in report() here and in the stage rule files, with the captions of workflow/report/.
-#
-# What stage rule files register (CAM_EVAL, MASK_EVAL, SEG_EVAL, PSEUDO_MASKS, BENCHMARKS) is read through functions,
-# which Snakemake calls after every rule file is parsed, so rule files included after this one are seen too.
+# Report rules: summary.json and the report page, the last step of `all`.
+# What they make for this config (tags, paths, input functions): plan/report.smk.
+
 
 report: "../report/workflow.rst"
 
 
-REPORT_DIR = f"{RESULTS}/report"
-SUMMARY = f"{REPORT_DIR}/summary.json"
-REPORT_HTML = f"{REPORT_DIR}/index.html"
-REPORT_SPLIT = "train"  # the pixel-labeled split eval_cams scores (CAM_EVAL's eval_train.json)
-ALL_TARGETS.extend([SUMMARY, REPORT_HTML])
-
-def cam_benchmarks() -> dict[str, str]:
-    """make_cams and eval_cams keep their benchmarks under wildcard paths (cam.smk): this run's, for the wall times.
-
-    make_cams runs on the train split for every method and on train_aug for the methods refinement reads
-    (REFINE_METHODS of rules/refine.smk, when that stage is part of the workflow)."""
-    found = {}
-    for method in CAM_METHODS:
-        splits = [REPORT_SPLIT] + (["train_aug"] if method in globals().get("REFINE_METHODS", []) else [])
-        for split in splits:
-            prefix = f"{LOGS}/make_cams/{method}-{CAM_TAGS[method]}-{split}"
-            if SHARDED:
-                for i in range(1, CAMS["shards"] + 1):
-                    found[f"make_cams_{method}_{split}_{i}-of-{CAMS['shards']}"] = (
-                        f"{prefix}.{i}-of-{CAMS['shards']}.benchmark.tsv")
-            else:
-                found[f"make_cams_{method}_{split}"] = f"{prefix}.benchmark.tsv"
-        found[f"eval_cams_{method}"] = (
-            f"{LOGS}/eval_cams/{method}-{CAM_TAGS[method]}-{CAMS_TAG}-{REPORT_SPLIT}.benchmark.tsv")
-    return found
-
-
-def all_benchmarks() -> dict[str, str]:
-    """Every rule's benchmark of this run: those the rule files registered and make_cams / eval_cams."""
-    return {**BENCHMARKS, **cam_benchmarks()}
-
-
-def _folder(path: str) -> str:
-    return str(Path(path).parent)
-
-
-def artifacts() -> dict[str, str]:
-    """Every artifact folder of this run (its name carries the tag), in pipeline order."""
-    found = {}
-    if DEMO:
-        found["demo world"] = DEMO_DIR
-    found["manifest"] = _folder(MANIFEST)
-    if PRETRAIN:
-        found["CLIP pretrained"] = _folder(CLIP_PRETRAINED)
-    if CLIP_SECTION["finetune"]:
-        found["CLIP fine-tuned"] = _folder(CLIP_FINETUNED)
-    found["CLIP evaluation"] = _folder(CLIP_EVAL)
-    for method in CAM_METHODS:
-        found[f"CAM network {method}"] = cam_dir(method)
-        found[f"CAM store {method}"] = cams_dir(method)
-    refine_methods, refiners = globals().get("REFINE_METHODS", []), globals().get("REFINERS", [])
-    if "irn" in refiners:  # rules/refine.smk's intermediate artifacts, when that stage is part of the workflow
-        for method in refine_methods:
-            found[f"IR labels {method}"] = ir_dir(method)
-            found[f"IRNet {method}"] = irn_dir(method)
-    for key, path in MASK_EVAL.items():
-        found[f"pseudo masks {key}"] = _folder(path)
-    for key, path in PSEUDO_MASKS.items():
-        if _folder(path) not in found.values():
-            found[f"pseudo masks {key} (segmentation input)"] = _folder(path)
-    for key, path in SEG_EVAL.items():
-        found[f"segmentation {key}"] = _folder(path)
-    found["report"] = REPORT_DIR
-    return found
-
-
-def provenance(wildcards) -> dict:
-    """What summary.json records of the run: dataset, artifact folders, the resolved config (the summary stage adds
-    the code version: as a parameter here, any library edit would rerun the summary)."""
-    dataset = {"root": DATA_ROOT, "data_tag": DATA_TAG, "demo_world_tag": DEMO_TAG if DEMO else None,
-               "manifest": MANIFEST}
-    # artifacts as [name, folder] pairs: summary.json is written with sorted keys, and pipeline order reads better
-    return {"dataset": dataset, "artifacts": [list(kv) for kv in artifacts().items()], "config": CFG}
-
-
 rule summary:
+    localrule: True  # a few small files joined: no cluster job
     input:
-        unpack(lambda wildcards: {"trunk_metrics": TRUNK_METRICS} if PRETRAIN_TRUNK else {}),  # rules/trunk.smk
+        **({"trunk_metrics": TRUNK_METRICS} if PRETRAIN_TRUNK else {}),  # plan/trunk.smk
         clip_eval=CLIP_EVAL,
-        cam_evals=lambda wildcards: list(CAM_EVAL.values()),
-        mask_evals=lambda wildcards: list(MASK_EVAL.values()),
-        seg_evals=lambda wildcards: list(SEG_EVAL.values()),
-        benchmarks=lambda wildcards: list(all_benchmarks().values()),
+        cam_evals=list(CAM_EVAL.values()),
+        mask_evals=list(MASK_EVAL.values()),
+        seg_evals=list(SEG_EVAL.values()),
+        benchmarks=list(all_benchmarks().values()),
     output:
         report(SUMMARY, caption="../report/summary.rst", category="Report"),
     params:
-        benchmarks=lambda wildcards: all_benchmarks(),
-        cam_evals=lambda wildcards: CAM_EVAL,
-        mask_evals=lambda wildcards: MASK_EVAL,
-        seg_evals=lambda wildcards: SEG_EVAL,
+        benchmarks=all_benchmarks(),
+        cam_evals=CAM_EVAL,
+        mask_evals=MASK_EVAL,
+        seg_evals=SEG_EVAL,
         provenance=provenance,
         code=code("summary"),
     log:
         f"{LOGS}/summary/summary.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/summary.py"
 
@@ -110,9 +35,9 @@ rule report:
     input:
         summary=SUMMARY,
         manifest=MANIFEST,
-        stores=lambda wildcards: [f"{cams_dir(m)}/{REPORT_SPLIT}.h5" for m in CAM_METHODS],
-        mask_evals=lambda wildcards: list(MASK_EVAL.values()),  # their folders hold the pseudo masks of the figures
-        seg_examples=lambda wildcards: list(SEG_EXAMPLES.values()),
+        stores=[f"{cams_dir(m)}/{REPORT_SPLIT}.h5" for m in CAM_METHODS],
+        mask_evals=list(MASK_EVAL.values()),  # their folders hold the pseudo masks of the figures
+        seg_examples=list(SEG_EXAMPLES.values()),
     output:
         html=report(REPORT_HTML, caption="../report/index.rst", category="Report"),
         figures=report(directory(f"{REPORT_DIR}/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
@@ -121,11 +46,13 @@ rule report:
         report=CFG["report"],
         confounders=CFG["eval"]["confounders"],
         split=REPORT_SPLIT,
-        stores=lambda wildcards: {m: f"{cams_dir(m)}/{REPORT_SPLIT}.h5" for m in CAM_METHODS},
-        mask_dirs=lambda wildcards: {key: _folder(path) for key, path in MASK_EVAL.items()},
-        seg_examples=lambda wildcards: dict(SEG_EXAMPLES),
+        stores={m: f"{cams_dir(m)}/{REPORT_SPLIT}.h5" for m in CAM_METHODS},
+        mask_dirs={key: _folder(path) for key, path in MASK_EVAL.items()},
+        seg_examples=dict(SEG_EXAMPLES),
         code=code("report"),
     log:
         f"{LOGS}/report/report.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/report.py"

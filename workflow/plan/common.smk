@@ -3,7 +3,9 @@ import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 
+import clims_core
 from clims_core.config import ConfigError, demo_world_arguments, validate_config
 from clims_core.tags import tag
 from clims_core.version import stage_code_version
@@ -11,6 +13,17 @@ from clims_core.version import stage_code_version
 # Every job inherits this before torch starts: idle OpenMP threads sleep instead of spinning, which on shared or
 # oversubscribed cores made a torch step up to 10x slower (measured on train_irn: 3.46 s -> 0.33 s per step).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Every rule's software environment (`conda: CONDA_ENV`, used with `--software-deployment-method conda`): the repository's
+# environment.yml, the same pins as pyproject.toml. Snakemake creates it from a copy of the file, so it cannot install
+# this package; its jobs import clims_core from the checkout this plan was read from, the code the rerun triggers hash.
+CONDA_ENV = "../../environment.yml"  # relative to the rule files in rules/
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    _SOURCE = Path(clims_core.__file__).resolve().parents[1]
+    if not (_SOURCE / "pyproject.toml").is_file():
+        raise WorkflowError(f"--software-deployment-method conda: clims_core at {_SOURCE} is not a source checkout; "
+                            "install it with `pip install -e .` from the repository so the jobs' environment can import it")
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(_SOURCE), os.environ.get("PYTHONPATH")])))
 
 try:
     CFG = validate_config(config, base_dir=Path.cwd())
@@ -37,9 +50,9 @@ MANIFEST = f"{RESULTS}/data/{DATA_TAG}/manifest.json"
 
 ALL_TARGETS = [MANIFEST]
 # Metrics JSONs the summary and the report gather, filled by the stage rule files included after this one.
-MASK_EVAL: dict[str, str] = {}  # "<cam method>/<refiner>" -> eval_masks JSON (rules/refine.smk)
-SEG_EVAL: dict[str, str] = {}  # "<run>" -> eval_seg JSON (rules/seg.smk)
-SEG_EXAMPLES: dict[str, str] = {}  # "<run>" -> eval_seg's folder of the first val images' predictions (rules/seg.smk)
+MASK_EVAL: dict[str, str] = {}  # "<cam method>/<refiner>" -> eval_masks JSON (plan/refine.smk)
+SEG_EVAL: dict[str, str] = {}  # "<run>" -> eval_seg JSON (plan/seg.smk)
+SEG_EXAMPLES: dict[str, str] = {}  # "<run>" -> eval_seg's folder of the first val images' predictions (plan/seg.smk)
 # cam method -> index.json of its refined pseudo masks on train_aug (seg.pseudo_refiner's), what semi-supervised
 # training reads.
 PSEUDO_MASKS: dict[str, str] = {}
@@ -58,3 +71,12 @@ def benchmark(rule: str, tag: str, used: bool = True) -> str:
 def code(stage: str) -> str:
     """The rerun trigger of a stage: library version + hash of the stage module's code closure."""
     return stage_code_version(f"clims_core.stages.{stage}")
+
+
+def scatter_position(wildcards) -> dict[str, int]:
+    """A scattered job's shard as the stages take it, from its scatteritem '<i>-of-<n>' (scattergather's form);
+    an unscattered job is the one shard of its split."""
+    if "scatteritem" not in wildcards.keys():
+        return {"shard": 0, "shards": 1}
+    index, count = wildcards.scatteritem.split("-of-")
+    return {"shard": int(index) - 1, "shards": int(count)}
