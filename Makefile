@@ -32,10 +32,12 @@ claims: $(STAMP)
 # config/voc12.yaml end to end on a generated VOC-shaped stand-in with random stand-in weights (issue 16): every rule,
 # the paper's architectures and batch sizes, one epoch each. REHEARSAL_SCALE of VOC's 10,582 / 1,464 / 1,449 images.
 REHEARSAL ?= rehearsal
-REHEARSAL_SCALE ?= 0.007  # >= 0.007: CCT needs one batch of 10 pixel-labeled images
+# 0.003 with at least 10 images a split: 32 / 10 / 10, one batch of IRN's 32 and of CCT's 10 pixel-labeled images.
+REHEARSAL_SCALE ?= 0.003
+REHEARSAL_MIN_IMAGES ?= 10
 rehearsal: $(STAMP)
 	test -d $(REHEARSAL)/data/VOCdevkit/VOC2012 || $(BIN)/python -m clims_core.data.voc_standin \
-		--out $(REHEARSAL)/data/VOCdevkit/VOC2012 --scale $(REHEARSAL_SCALE)
+		--out $(REHEARSAL)/data/VOCdevkit/VOC2012 --scale $(REHEARSAL_SCALE) --min-images $(REHEARSAL_MIN_IMAGES)
 	test -f $(REHEARSAL)/weights/resnet101-imagenet.pth || $(BIN)/python -m clims_core.models.standin_weights \
 		--out $(REHEARSAL)/weights
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) --snakefile $(CURDIR)/workflow/Snakefile \

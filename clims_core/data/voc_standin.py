@@ -48,13 +48,18 @@ class StandinSettings:
     scale: float = 1.0  # of VOC's split sizes (0.01: 106 / 15 / 14 images)
     seed: int = 0
     jpeg_quality: int = 92
+    # Each split has at least this many images, so a small copy still fills one batch of the paper's sizes (CCT and
+    # DeepLab take 10 pixel-labeled / pseudo-labeled images a step) without scaling train_aug up with it.
+    min_images: int = 1
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
             raise ValueError(f"voc stand-in scale: expected a number in (0, 1], got {self.scale!r}")
+        if self.min_images < 1:
+            raise ValueError(f"voc stand-in min_images: expected an integer >= 1, got {self.min_images!r}")
 
     def split_sizes(self) -> dict[str, int]:
-        return {split: max(1, round(n * self.scale)) for split, n in VOC_SPLIT_SIZES.items()}
+        return {split: max(self.min_images, round(n * self.scale)) for split, n in VOC_SPLIT_SIZES.items()}
 
     def world(self) -> DemoWorldSettings:
         sizes = self.split_sizes()
@@ -182,10 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write a VOC-shaped stand-in dataset (VOC 2012 + SBD layout).")
     parser.add_argument("--out", type=Path, required=True, help="the VOC2012 folder to write (config data.root)")
     parser.add_argument("--scale", type=float, default=1.0, help="of VOC's split sizes 10,582 / 1,464 / 1,449")
+    parser.add_argument("--min-images", type=int, default=1, help="at least this many images in each split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    sizes = generate_standin(StandinSettings(args.scale, args.seed), args.out, args.workers)
+    sizes = generate_standin(StandinSettings(args.scale, args.seed, min_images=args.min_images), args.out, args.workers)
     print(f"{args.out}: " + ", ".join(f"{split} {n}" for split, n in sizes.items()))
 
 

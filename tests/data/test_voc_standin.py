@@ -64,6 +64,10 @@ def test_size_mix_and_settings():
     assert abs(drawn.count((375, 500)) / 2000 - 0.52) < 0.05  # (height, width) of 500 x 375, VOC's commonest
     with pytest.raises(ValueError, match="scale"):
         StandinSettings(scale=0)
+    with pytest.raises(ValueError, match="min_images"):
+        StandinSettings(min_images=0)
+    # the floor lifts the small splits only: a batch of 10 pixel-labeled images without a bigger train_aug
+    assert StandinSettings(scale=0.003, min_images=10).split_sizes() == {"train_aug": 32, "train": 10, "val": 10}
 
 
 def test_command_line_writes_the_folder(tmp_path, capsys):
