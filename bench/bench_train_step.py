@@ -16,7 +16,7 @@ import torch
 from clims_core.device import memory_format, pick_device
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet
-from clims_core.stages.train_cam import CamObjective
+from clims_core.methods.cam import CamObjective
 
 
 def time_steps(objective: CamObjective, device: torch.device, batch: int, crop: int, steps: int, bf16: bool) -> float:

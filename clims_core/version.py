@@ -70,9 +70,15 @@ def code_version() -> str:
 
 
 @functools.cache
-def stage_code_version(module: str) -> str:
-    """``<version>+<hash of one stage's code closure>``, the rerun trigger a rule carries in its params."""
-    files = module_closure(module)
-    if not files:
-        raise ValueError(f"unknown library module {module!r}")
-    return f"{__version__}+{source_hash(files)}"
+def stage_code_version(module: str, *imported_by_name: str) -> str:
+    """``<version>+<hash of one stage's code closure>``, the rerun trigger a rule carries in its params.
+
+    ``imported_by_name``: modules the stage imports at run time by name (``train_cam``'s method module), whose
+    closures join the stage's; a static import would put every method's code into every method's trigger."""
+    files: set[Path] = set()
+    for name in (module, *imported_by_name):
+        found = module_closure(name)
+        if not found:
+            raise ValueError(f"unknown library module {name!r}")
+        files.update(found)
+    return f"{__version__}+{source_hash(sorted(files))}"

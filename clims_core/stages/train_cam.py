@@ -1,37 +1,31 @@
 """Stage ``train_cam``: train the CAM network with ``cam`` (IRNet's baseline), ``puzzlecam`` or ``clims``.
 
-- ``cam``: multi-label soft-margin loss on globally pooled scores (IRNet).
-- ``puzzlecam`` (Jo & Yu, ICIP 2021): the same on the full image and on its 2x2 tiles merged back, plus an L1
-  reconstruction between full and merged class maps with PuzzleCAM's alpha schedule.
-- ``clims``: initialised from a ``cam`` checkpoint, trained only through a frozen CLIP (see
-  :mod:`clims_core.methods.clims_objective`).
+Each method's objective is its own module, imported by name (:func:`method_module`): ``clims_core.methods.cam``
+(IRNet's baseline), ``.puzzlecam`` and ``.clims`` (initialised from a ``cam`` checkpoint, trained through a frozen
+CLIP).
 SGD with momentum and weight decay in their own places (IRNet's and CLIMS's PolyOptimizer passed weight decay as
 SGD's momentum by position; we do not copy that slip), poly decay, the head at 10x the trunk's learning rate.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
-from torch import nn
 
 from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
 from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
-from clims_core.losses.cam import (merge, multilabel_loss, normalised_cams, puzzle_alpha, puzzle_reconstruction_loss,
-                                   tile)
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet, load_cam_model
-from clims_core.models.clip import load_clip
-from clims_core.methods.clims_objective import ClimsObjective
-from clims_core.methods.clims_settings import ClimsSettings
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
@@ -57,7 +51,7 @@ class CamTrainSettings:
     puzzle_alpha: float = 4.0
     puzzle_schedule: float = 0.5
     puzzle_level: str = "feature"  # reconstruction on raw class maps ("feature") or ReLU + max-normalised ("cam")
-    clims: ClimsSettings = field(default_factory=ClimsSettings)
+    clims: Any = None  # the ClimsSettings (clims_core.methods.clims_settings) of method clims; not imported here
     split: str = "train_aug"
     seed: int = 0
     device: str = "auto"
@@ -102,75 +96,10 @@ def make_optimizer(model: CamNet, settings: CamTrainSettings) -> torch.optim.SGD
     )
 
 
-class CamObjective(nn.Module):
-    """IRNet's baseline: multi-label soft-margin loss on globally pooled class scores.
-
-    Each method's objective is a module holding the network, so DDP wraps one forward that computes the whole loss.
-    """
-
-    def __init__(self, model: CamNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
-        loss = multilabel_loss(self.model(images), labels)
-        return loss, {"cls": loss.item()}
-
-
-class PuzzleCamObjective(CamObjective):
-    """PuzzleCAM: classification of the full image and of its merged 2x2 tiles, plus the alpha-weighted L1
-    reconstruction between the full and merged class maps."""
-
-    def __init__(self, model: CamNet, alpha: float, schedule: float, level: str):
-        super().__init__(model)
-        self.alpha, self.schedule, self.level = alpha, schedule, level
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
-        features = self.model.features(images)
-        tile_features = self.model.features(tile(images))
-        full_maps = self.model.maps_from(features)
-        merged_maps = self.model.maps_from(merge(tile_features, images.shape[0]))
-        cls = multilabel_loss(self.model.logits_from(features), labels)
-        puzzle_cls = multilabel_loss(merged_maps.mean(dim=(2, 3)), labels)
-        if self.level == "cam":
-            full_maps, merged_maps = normalised_cams(full_maps), normalised_cams(merged_maps)
-        reconstruction = puzzle_reconstruction_loss(full_maps, merged_maps, labels)
-        alpha = puzzle_alpha(step, total, self.alpha, self.schedule)
-        loss = cls + puzzle_cls + alpha * reconstruction
-        return loss, {"cls": cls.item(), "pcls": puzzle_cls.item(), "re": reconstruction.item(), "alpha": alpha}
-
-
-class ClimsTraining(CamObjective):
-    """CLIMS: the network's foreground activation maps scored through the frozen CLIP (:class:`ClimsObjective`),
-    plus, with ``classification_weight`` > 0, the plain CAM's classification loss on the same features."""
-
-    def __init__(self, model: CamNet, objective: ClimsObjective):
-        super().__init__(model)
-        self.objective = objective
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
-        features = self.model.features(images)
-        maps = self.model.activation_maps_from(features)[:, int(self.model.background_channel):]
-        loss, parts = self.objective(images, maps.float(), labels)
-        weight = self.objective.settings.classification_weight
-        if weight:
-            cls = multilabel_loss(self.model.logits_from(features), labels)
-            loss, parts = loss + weight * cls, {**parts, "cls": cls.item()}
-        return loss, parts
-
-
-def make_objective(model: CamNet, settings: CamTrainSettings, classes: list[str], device: torch.device,
-                   init_checkpoint: str | Path | None, clip: tuple[str | None, str | None] | None) -> CamObjective:
-    if settings.method == "cam":
-        return CamObjective(model)
-    if settings.method == "puzzlecam":
-        return PuzzleCamObjective(model, settings.puzzle_alpha, settings.puzzle_schedule, settings.puzzle_level)
-    if init_checkpoint is None or clip is None:
-        raise ValueError("clims training needs the cam checkpoint (init_checkpoint) and a CLIP (clip)")
-    loaded = load_clip(clip[0], clip[1], device).freeze()
-    objective = ClimsObjective(loaded, classes, settings.clims)
-    log.info("CLIMS with %s; prompts %s", loaded.source, objective.prompts)
-    return ClimsTraining(model, objective)
+def method_module(method: str) -> ModuleType:
+    """The method's module (``clims_core.methods.<method>``), imported by name: each training's rerun trigger then
+    holds its own method's code only (clims_core.version.stage_code_version), not the other methods'."""
+    return importlib.import_module(f"clims_core.methods.{method}")
 
 
 def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: str | Path, metrics_path: str | Path,
@@ -191,7 +120,8 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
     if init_checkpoint is not None:
         initialise_from(model, init_checkpoint)
     model = dist.prepare(model.to(device, memory_format=memory_format(device)).train(), device)
-    objective = make_objective(model, settings, manifest.classes, device, init_checkpoint, clip)
+    objective = method_module(settings.method).make_objective(model, settings, manifest.classes, device,
+                                                              init_checkpoint, clip)
     optimizer = make_optimizer(model, settings)
     source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"train_cam[{settings.method}]")
     identity = canonical_json([asdict(settings), str(init_checkpoint), clip, code_version()])
@@ -236,6 +166,6 @@ def settings_from_config(method: str, cam: dict, clims: dict | None, seed: int, 
                             puzzle_level=puzzle["level"]) if puzzle else {}
         return CamTrainSettings(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"], **puzzle_knobs,
                                 **common)
-    objective = ClimsSettings.from_config(clims)
+    objective = method_module("clims").settings_from_config(clims)
     return CamTrainSettings(epochs=clims["epochs"], batch_size=clims["batch_size"], lr=clims["lr"], clims=objective,
                             **common)

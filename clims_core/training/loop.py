@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -203,6 +204,30 @@ class BatchSource(Protocol):
     def epoch(self, epoch: int, first: int, dist: Distributed) -> Iterator[Any]: ...
 
 
+class StepClock:
+    """Wall time of a process's steps after its first (which also starts the DataLoader workers and warms up), and the
+    part of it spent waiting for the next batch: the per-step cost and data starvation that bench/voc_scale.py reads
+    from the stage logs. A run of one step reports that step, warm-up included."""
+
+    def __init__(self) -> None:
+        self.steps, self.seconds, self.waiting = 0, 0.0, 0.0
+        self.first: tuple[float, float] | None = None  # (waited, took)
+
+    def record(self, waited: float, took: float) -> None:
+        if self.first is None:
+            self.first = (waited, took)
+        else:
+            self.steps, self.seconds, self.waiting = self.steps + 1, self.seconds + took, self.waiting + waited
+
+    def report(self, desc: str) -> None:
+        steps, seconds, waiting, which = self.steps, self.seconds, self.waiting, "after the first"
+        if not steps and self.first is not None:
+            (waiting, seconds), steps, which = self.first, 1, "the only one, warm-up included"
+        if steps and seconds > 0:
+            log.info("%s: %d steps timed (%s): %.3f s a step, %.1f%% of it waiting for data", desc, steps, which,
+                     seconds / steps, 100 * waiting / seconds)
+
+
 def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.Optimizer,
                source: BatchSource, settings: LoopSettings, device: torch.device, dist: Distributed,
                resume: ResumeState, desc: str, lr_factor: Callable[[int, int], float],
@@ -225,19 +250,24 @@ def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.O
             source.load_state(state["source"])
         restore_rng(state.get("rng"))
         log.info("%s: resuming at step %d of %d from %s", desc, step, total, resume.path)
+    clock = StepClock()
     with _Terminated() as terminated:
         while step < total:
             epoch, first = divmod(step, steps_per_epoch)
             bar = tqdm(source.epoch(epoch, first, dist), total=steps_per_epoch, initial=first,
                        desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", unit="batch", mininterval=2.0,
                        disable=not dist.is_main)
+            asked = time.perf_counter()
             for batch in bar:
+                got = time.perf_counter()
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * lr_factor(step, total)
                 optimizer.zero_grad(set_to_none=True)
                 parts = step_fn(to_device(batch, device), step, total)
                 optimizer.step()
                 step += 1
+                done = time.perf_counter()
+                clock.record(got - asked, done - asked)
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + value
                 bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items() if k in shown}, refresh=False)
@@ -255,5 +285,7 @@ def train_loop(step_fn: StepFunction, model: nn.Module, optimizer: torch.optim.O
                     dist.barrier()
                     log.warning("%s: SIGTERM at step %d; resume checkpoint %s", desc, step, resume.path)
                     raise SystemExit(TERMINATED_EXIT_CODE)
+                asked = time.perf_counter()
             bar.close()
+    clock.report(desc)
     return history, step

@@ -12,7 +12,8 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.clip import clip_from_config
 from clims_core.methods.clims_objective import ClimsObjective
 from clims_core.methods.clims_settings import PRESETS, ClimsSettings, resolve_clims_section
-from clims_core.stages.train_cam import ClimsTraining, build_model
+from clims_core.methods.clims import ClimsTraining
+from clims_core.stages.train_cam import build_model
 from tests.conftest import TINY_CLIP_CFG
 
 CLASSES = ["train", "boat", "car"]

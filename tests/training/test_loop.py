@@ -4,6 +4,7 @@ SIGKILL and SIGTERM (final weights equal an uninterrupted run's), bit-identical 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,8 +21,8 @@ from clims_core.data.segmentation import PassSampler
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.training.distributed import Distributed
 from clims_core.training.launch import stage_command, torchrun_command
-from clims_core.training.loop import (TERMINATED_EXIT_CODE, LoopSettings, PairedStreams, ResumeState, epoch_batches,
-                                      train_loop)
+from clims_core.training.loop import (TERMINATED_EXIT_CODE, LoopSettings, PairedStreams, ResumeState, StepClock,
+                                      epoch_batches, train_loop)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -239,3 +240,23 @@ def test_average_gradients_gives_every_process_the_mean(tmp_path):
     for rank in range(2):
         grads = torch.load(tmp_path / f"grads.{rank}", weights_only=True)
         assert torch.equal(grads["weight"], torch.full((1, 2), 1.5)) and grads["bias"] is None
+
+
+def test_clock_leaves_out_the_first_step_and_reports_the_waiting_share(caplog):
+    clock = StepClock()
+    clock.record(waited=5.0, took=9.0)  # the first: workers starting
+    clock.record(waited=0.5, took=2.0)
+    clock.record(waited=0.5, took=2.0)
+    assert (clock.steps, clock.seconds, clock.waiting) == (2, 4.0, 1.0)
+    with caplog.at_level(logging.INFO, logger="clims_core.training.loop"):
+        clock.report("train_cam[cam]")
+    assert "train_cam[cam]: 2 steps timed (after the first): 2.000 s a step, 25.0% of it waiting for data" in caplog.text
+
+
+def test_a_single_step_is_reported_as_such(caplog):
+    clock = StepClock()
+    clock.record(waited=1.0, took=4.0)
+    with caplog.at_level(logging.INFO, logger="clims_core.training.loop"):
+        clock.report("train_irn")
+    assert "1 steps timed (the only one, warm-up included): 4.000 s a step, 25.0% of it" in caplog.text
+    StepClock().report("nothing")  # no steps: no line, no error

@@ -73,6 +73,12 @@ def code(stage: str) -> str:
     return stage_code_version(f"clims_core.stages.{stage}")
 
 
+def method_code(stage: str):
+    """The rerun trigger of a stage that trains one method (wildcard ``method``): the stage's code closure and its
+    method module's, so editing CLIMS replans CLIMS's training onward, not the plain CAM's or PuzzleCAM's."""
+    return lambda wildcards: stage_code_version(f"clims_core.stages.{stage}", f"clims_core.methods.{wildcards.method}")
+
+
 def scatter_position(wildcards) -> dict[str, int]:
     """A scattered job's shard as the stages take it, from its scatteritem '<i>-of-<n>' (scattergather's form);
     an unscattered job is the one shard of its split."""

@@ -19,7 +19,7 @@ rule train_cam:
         gpus=CFG["gpus"],
         checkpoint_every=CFG["checkpoint_every"],
         work_dir=lambda wc: f"{WORK}/train_cam/{wc.method}-{wc.tag}",
-        code=code("train_cam"),
+        code=method_code("train_cam"),
     threads: 8
     resources:
         gpu=GPUS,
