@@ -56,8 +56,25 @@ def write_open_clip(path: str | Path, model: str | dict = OPEN_CLIP, seed: int =
     return path
 
 
+def calibrate_batchnorm(net: torch.nn.Module, batches: int = 4, batch_size: int = 8, size: int = 224) -> None:
+    """Set every BatchNorm's running statistics to what its input really has (random images through the network in
+    train mode, cumulative averages). A random ResNet keeps torchvision's mean 0 / variance 1, so with BatchNorm
+    frozen, as IRNet and CLIMS train on ImageNet weights, nothing normalises its activations: the stand-in's plain
+    CAM loss reached 7e21 in its first step. Calibrated, frozen BatchNorm normalises as pretrained statistics do."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative moving average over the calibration batches
+    net.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            net(torch.randn(batch_size, 3, size, size))
+    net.eval()
+
+
 def write_torchvision_resnet(path: str | Path, depth: int = 50, seed: int = 0) -> Path:
-    """torchvision's ResNet state dict (random init), the layout of its ImageNet release files."""
+    """torchvision's ResNet state dict (random init, BatchNorm statistics calibrated), the layout of its ImageNet
+    release files."""
     builders = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50,
                 101: torchvision.models.resnet101}
     if depth not in builders:
@@ -65,7 +82,9 @@ def write_torchvision_resnet(path: str | Path, depth: int = 50, seed: int = 0) -
     torch.manual_seed(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(builders[depth](weights=None).state_dict(), path)
+    net = builders[depth](weights=None)
+    calibrate_batchnorm(net)
+    torch.save(net.state_dict(), path)
     return path
 
 

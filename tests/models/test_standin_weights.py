@@ -40,5 +40,12 @@ def test_torchvision_resnet_loads_as_imagenet_weights(tmp_path, depth):
     trunk = ResNetTrunk(BackboneSpec(depth=depth, width=64, weights=str(path)))
     state = torch.load(path, weights_only=True)
     assert torch.equal(trunk.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
+    # BatchNorm statistics calibrated: frozen (as IRNet trains on ImageNet weights), the features keep a unit scale
+    # (torchvision's untouched random init gives a std of 41 at depth 50, and the plain CAM's first loss was 7e21)
+    assert not torch.equal(state["bn1.running_var"], torch.ones_like(state["bn1.running_var"]))
+    frozen = ResNetTrunk(BackboneSpec(depth=depth, width=64, norm="frozen", weights=str(path))).eval()
+    with torch.no_grad():
+        features = frozen(torch.randn(2, 3, 128, 128))[-1]
+    assert 0.1 < features.std().item() < 10
     with pytest.raises(ValueError, match="depth 152"):
         write_torchvision_resnet(tmp_path / "r.pth", 152)
