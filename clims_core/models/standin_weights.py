@@ -12,8 +12,11 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torchvision
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from clims_core.models.backbone import imagenet_normalize
 from clims_core.models.clip import build_clip
 
 OPENAI_CLIP = "ViT-B-16-quickgelu"  # what OpenAI's ViT-B-16.pt is in open_clip's terms (QuickGELU)
@@ -56,25 +59,45 @@ def write_open_clip(path: str | Path, model: str | dict = OPEN_CLIP, seed: int =
     return path
 
 
-def calibrate_batchnorm(net: torch.nn.Module, batches: int = 4, batch_size: int = 8, size: int = 224) -> None:
-    """Set every BatchNorm's running statistics to what its input really has (random images through the network in
-    train mode, cumulative averages). A random ResNet keeps torchvision's mean 0 / variance 1, so with BatchNorm
-    frozen, as IRNet and CLIMS train on ImageNet weights, nothing normalises its activations: the stand-in's plain
-    CAM loss reached 7e21 in its first step. Calibrated, frozen BatchNorm normalises as pretrained statistics do."""
+def smooth_images(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """ImageNet-normalised random images with a photo's smoothness (coarse and medium blobs, no pixel noise): the
+    input the calibrated statistics are for."""
+    coarse = F.interpolate(torch.rand(count, 3, 8, 8, generator=generator), size=size, mode="bilinear")
+    medium = F.interpolate(torch.rand(count, 3, 32, 32, generator=generator), size=size, mode="bilinear")
+    return imagenet_normalize((0.7 * coarse + 0.3 * medium).clamp(0, 1))
+
+
+def calibrate_batchnorm(net: torch.nn.Module, residual_scale: float = 0.2, batches: int = 4, batch_size: int = 8,
+                        size: int = 224, seed: int = 0) -> None:
+    """Make a random ResNet behave as pretrained weights do under the paper's recipe (BatchNorm frozen, lr 0.1).
+
+    torchvision's random init keeps every BatchNorm at mean 0 / variance 1, so frozen, nothing normalises: on the
+    rehearsal's images the plain CAM's first loss was 42 and its second step 1e36 (make_cams then refused the
+    non-finite maps). Here every BatchNorm's running statistics are set to what its input has on photo-like images
+    (train-mode passes, cumulative averages), and each residual branch's last BatchNorm is scaled by
+    ``residual_scale`` so the blocks start near identity: the stand-in trunk then trains at lr 0.1 (head 1.0)
+    without diverging."""
     for module in net.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.reset_running_stats()
             module.momentum = None  # cumulative moving average over the calibration batches
+    generator = torch.Generator().manual_seed(seed)
     net.train()
     with torch.no_grad():
         for _ in range(batches):
-            net(torch.randn(batch_size, 3, size, size))
+            net(smooth_images(batch_size, size, generator))
+        for module in net.modules():
+            last = getattr(module, "bn3", None) if isinstance(module, Bottleneck) else (
+                getattr(module, "bn2", None) if isinstance(module, BasicBlock) else None)
+            if last is not None:
+                last.weight.mul_(residual_scale)
+                last.bias.mul_(residual_scale)
     net.eval()
 
 
 def write_torchvision_resnet(path: str | Path, depth: int = 50, seed: int = 0) -> Path:
-    """torchvision's ResNet state dict (random init, BatchNorm statistics calibrated), the layout of its ImageNet
-    release files."""
+    """torchvision's ResNet state dict (random init, calibrated: :func:`calibrate_batchnorm`), the layout of its
+    ImageNet release files."""
     builders = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50,
                 101: torchvision.models.resnet101}
     if depth not in builders:
