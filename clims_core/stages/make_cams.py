@@ -144,8 +144,9 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
     labels = dict(zip(manifest.ids(settings.split), manifest.labels(settings.split)))
     prescale = settings.scales if settings.resize == "pil_bicubic" else None
     loader = DataLoader(_Images(manifest, ids, labels, prescale), batch_size=None, num_workers=settings.workers)
+    # The shard index stays out: merge_cams requires the shards of one split to share this config's hash.
     provenance = {"method": payload["config"].get("method"), "split": settings.split, "scales": list(settings.scales),
-                  "resize": settings.resize, "flip": settings.flip, "shard": settings.shard, "shards": settings.shards,
+                  "resize": settings.resize, "flip": settings.flip, "shards": settings.shards,
                   "train": payload["config"]}
     with CamStoreWriter(store_path, provenance, sha256_file(checkpoint_path)) as writer, \
             ThreadPoolExecutor(max_workers=1) as background:

@@ -12,7 +12,7 @@ from clims_core.io.cam_store import CamStore
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.clip import save_clip_checkpoint, build_clip
-from clims_core.stages import make_cams, train_cam
+from clims_core.stages import make_cams, merge_cams, train_cam
 from clims_core.methods.clims_settings import ClimsSettings
 from tests.conftest import THREADS, TINY_CLIP_CFG
 
@@ -70,6 +70,11 @@ def test_make_cams_store_and_shards(tiny_world, cam_checkpoint, tmp_path):
         other = s0 if image_id in s0 else s1
         assert np.array_equal(other.read(image_id)[1], high)
         assert store.attrs["config"]["split"] == "train" and store.attrs["config"]["resize"] == "pil_bicubic"
+    # the shards of one split are one run's: merge_cams joins them into the whole split's store
+    merge_cams.run([tmp_path / "s0.h5", tmp_path / "s1.h5"], tmp_path / "merged.h5")
+    with CamStore(tmp_path / "all.h5") as store, CamStore(tmp_path / "merged.h5") as merged:
+        assert sorted(merged.ids()) == sorted(store.ids())
+        assert np.array_equal(merged.read(image_id)[1], store.read(image_id)[1])
 
 
 # A vertical step edge, 4 x 4 (every row 0 0 255 255), as a 3-channel uint8 image.
