@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jsonl", type=Path, help="append the rows here")
     args = parser.parse_args(argv)
     summary = json.loads((args.run / "results" / "report" / "summary.json").read_text())
-    run_config = summary["config"]
+    run_config = summary["provenance"]["config"]
     paper = validate_config(yaml.safe_load(args.paper.read_text()), base_dir=args.run)
-    manifest = json.loads((args.run / summary["dataset"]["manifest"]).read_text())
+    manifest = json.loads((args.run / summary["provenance"]["dataset"]["manifest"]).read_text())
     sizes = {split: len(ids) for split, ids in manifest["splits"].items()}  # the run's images per split
     rows = training_rows(args.run, run_config, paper) + per_image_rows(args.run, run_config)
     wall = sum(summary.get("timings_s", {}).values())
