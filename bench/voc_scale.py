@@ -29,10 +29,10 @@ from pathlib import Path
 import yaml
 
 from clims_core.config import validate_config
+from clims_core.data.voc_standin import VOC_SPLIT_SIZES as VOC
 from clims_core.methods.clims_settings import resolve_clims_section
 
 REPO = Path(__file__).resolve().parents[1]
-VOC = {"train_aug": 10_582, "train": 1_464, "val": 1_449}
 STEP_LINE = re.compile(r"(\d+) steps timed \(([^)]*)\): ([\d.]+) s a step, ([\d.]+)% of it waiting for data")
 MAKE_CAMS_LOG = re.compile(r"^\w+-[0-9a-f]{8}-(\w+?)(?:\.\d+-of-\d+)?$")  # <method>-<tag>-<split>[.<i>-of-<n>]
 IMAGES_LINE = re.compile(r"(\d+) (?:images ->.*?|IR labels|pseudo masks|CRF masks) in ([\d.]+) s")
