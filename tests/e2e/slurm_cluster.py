@@ -3,13 +3,15 @@
 Everything lives in one state folder (config, munge key and socket, spool, logs, job history); outside it there is
 only the symlink /etc/slurm/slurm.conf -> <state>/slurm.conf, because Snakemake's jobstep plugin drops SLURM_CONF from
 the environment of the ``srun`` it runs inside each job, so that srun can only find the default path. Daemons are
-started only when the folder's own are not already running, and ``running_cluster`` stops only those it started
-(and removes the symlink only if it made it). No accounting database: finished jobs are recorded by
+started only when the folder's own are not already running, and ``running_cluster`` stops only those it started.
+The symlink is held under an exclusive lock (``system_config_link``), so concurrent test sessions take turns and a
+link left by a killed session is replaced. No accounting database: finished jobs are recorded by
 ``jobcomp/filetxt`` (one line per job) and stay visible to ``squeue --states=all`` for ``MinJobAge`` seconds.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -28,6 +30,7 @@ PACKAGES = ("slurm-wlm", "munge")
 DAEMONS = ("munged", "slurmctld", "slurmd")
 DEFAULT_STATE = Path(os.environ.get("CLIMS_SLURM_DIR", "/tmp/clims-slurm"))
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")  # where srun looks when SLURM_CONF is unset
+LOCK_NAME = ".clims-test-cluster.lock"  # beside SYSTEM_CONF: serializes the test clusters' use of it
 MIN_JOB_AGE_S = 3600  # finished jobs stay in squeue --states=all (and scontrol) this long
 
 
@@ -239,36 +242,46 @@ def stop(pids: list[int], timeout: float = 30) -> None:
             time.sleep(0.2)
 
 
-def link_system_config(conf: Path) -> bool:
-    """Point /etc/slurm/slurm.conf at ``conf``; True if this made the link (so the caller removes it).
+@contextmanager
+def system_config_link(conf: Path, link: Path = SYSTEM_CONF, timeout: float = 1800) -> Iterator[None]:
+    """Hold ``link`` (/etc/slurm/slurm.conf) -> ``conf`` for the duration, one test cluster at a time.
 
-    Refuses to replace a real file or a link to another live cluster's config; a dangling link is replaced.
+    An exclusive ``flock`` on a file beside the link serializes test sessions on one machine (a second waits up to
+    ``timeout`` s for the first to finish). The kernel drops the lock when its holder dies, so a link found while
+    holding the lock is a leftover of a killed session and is replaced; a real file (a system Slurm) never is.
     """
-    if SYSTEM_CONF.is_symlink():
-        target = SYSTEM_CONF.resolve()
-        if target == conf.resolve():
-            return False
-        if target.exists():
-            raise RuntimeError(f"{SYSTEM_CONF} already links to {target} (another test cluster?)")
-        SYSTEM_CONF.unlink()
-    elif SYSTEM_CONF.exists():
-        raise RuntimeError(f"{SYSTEM_CONF} exists (a system Slurm?); not replacing it with the test cluster's config")
-    SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
-    SYSTEM_CONF.symlink_to(conf)
-    return True
+    lock_file = link.with_name(LOCK_NAME)
+    if link.exists() and not link.is_symlink():
+        raise RuntimeError(f"{link} exists (a system Slurm?); not replacing it with the test cluster's config")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another test cluster held {lock_file} for {timeout:.0f} s") from None
+                time.sleep(1)
+        try:
+            link.unlink(missing_ok=True)
+            link.symlink_to(conf)
+            yield
+        finally:
+            if link.is_symlink() and link.resolve() == conf.resolve():
+                link.unlink()
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
 def running_cluster(state: Path = DEFAULT_STATE) -> Iterator[SlurmCluster]:
     """A cluster whose node is up; daemons this started are stopped on exit, ones found running are left alone."""
     cluster, started = start_cluster(state)
-    linked = False
     try:
-        linked = link_system_config(cluster.conf)
-        yield cluster
+        with system_config_link(cluster.conf):
+            yield cluster
     finally:
-        if linked and SYSTEM_CONF.is_symlink() and SYSTEM_CONF.resolve() == cluster.conf.resolve():
-            SYSTEM_CONF.unlink()
         stop(started)
 
 

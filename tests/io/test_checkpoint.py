@@ -12,8 +12,13 @@ from clims_core.version import code_version
 
 
 class Evil:
+    """Unpickling this creates ``marker``: proof that the load ran code."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
     def __reduce__(self):
-        return (open, ("/tmp/clims-evil-marker", "w"))
+        return (open, (str(self.marker), "w"))
 
 
 def test_round_trip(tmp_path):
@@ -36,13 +41,10 @@ def test_bad_files_name_the_path(tmp_path):
 
 
 def test_pickled_objects_are_refused_not_run(tmp_path):
-    import pathlib
-
-    marker = pathlib.Path("/tmp/clims-evil-marker")
-    marker.unlink(missing_ok=True)
+    marker = tmp_path / "evil-marker"  # per test: concurrent sessions cannot see each other's
     with open(tmp_path / "evil.pt", "wb") as handle:
-        pickle.dump({"model": Evil(), "config": {}, "step": 0}, handle)
-    torch.save({"model": Evil(), "config": {}, "step": 0}, tmp_path / "evil2.pt")
+        pickle.dump({"model": Evil(marker), "config": {}, "step": 0}, handle)
+    torch.save({"model": Evil(marker), "config": {}, "step": 0}, tmp_path / "evil2.pt")
     for name in ("evil.pt", "evil2.pt"):
         with pytest.raises(CheckpointError, match=name):
             load_checkpoint(tmp_path / name)
