@@ -8,6 +8,7 @@ returns only pixel counts. With one process everything runs in this process, wit
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
-from clims_core.io.cam_store import CamStore
 from clims_core.data.shards import shard_ids
-from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, write_index
+from clims_core.io.cam_store import CamStore
+from clims_core.io.masks import save_mask
+from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, mask_relpath, mask_stats, write_index
 from clims_core.version import code_version
 
 
@@ -97,6 +99,63 @@ def write_shard_index(inputs: ShardInputs, stats: dict[str, int], index_path: st
     write_index(index_path, index_document(inputs.split, inputs.ids, inputs.manifest.classes, stats, inputs.shard,
                                            inputs.shards, config=config, cam_store=inputs.cam_store,
                                            code_version=code_version(), **provenance))
+
+
+MaskFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (image, cams, keys) -> mask
+
+
+@dataclass(frozen=True)
+class CamMaskJob:
+    """One image -> ``to_mask(image, cams, keys)`` saved as its mask PNG; returns the mask's pixel counts.
+
+    Picklable (runs in the pool's workers): ``to_mask`` is a ``functools.partial`` of a module-level function or a
+    small frozen dataclass. ``high_res=False`` reads the stride-4 CAMs (the random walk's), which have no image size.
+    """
+
+    manifest: Manifest
+    store: CamStore
+    folder: Path
+    labels: dict[str, np.ndarray]
+    to_mask: MaskFn
+    high_res: bool = True
+
+    def __call__(self, image_id: str) -> dict[str, int]:
+        if self.high_res:
+            image, keys, cams = image_and_cams(self.manifest, self.store, image_id, self.labels[image_id])
+        else:
+            image = load_rgb(self.manifest.image_path(image_id))
+            keys, cams = self.store.read(image_id, high_res=False)
+            check_keys(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
+        mask = self.to_mask(image, cams, keys)
+        save_mask(self.folder / mask_relpath(image_id), mask)
+        return mask_stats(mask)
+
+
+@dataclass(frozen=True)
+class MaskRun:
+    """What a refinement stage's run did: images, seconds and the summed pixel counts of their masks."""
+
+    images: int
+    seconds: float
+    stats: dict[str, int]
+
+    def summary(self) -> dict[str, Any]:
+        return {"images": self.images, "seconds": self.seconds, "stats": self.stats}
+
+    @property
+    def rate(self) -> float:
+        return self.images / max(self.seconds, 1e-9)
+
+
+def masks_from_cams(to_mask: MaskFn, stage: str, inputs: ShardInputs, store_path: str | Path, folder: str | Path,
+                    index_path: str | Path, config: dict[str, Any], processes: int = 1, high_res: bool = True,
+                    **provenance: Any) -> MaskRun:
+    """Every image of the shard through ``to_mask`` into ``folder`` (``processes`` workers); the index last."""
+    start = time.perf_counter()
+    job = CamMaskJob(inputs.manifest, CamStore(store_path), Path(folder), inputs.labels, to_mask, high_res)
+    stats = run_per_image(job, inputs.ids, processes, f"{stage}[{inputs.shard + 1}/{inputs.shards}]")
+    write_shard_index(inputs, stats, index_path, config, **provenance)
+    return MaskRun(len(inputs.ids), time.perf_counter() - start, stats)
 
 
 def _chunks(n_items: int, processes: int) -> int:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
-from clims_core.data.shards import shard_ids
+from clims_core.data.shards import check_shard, shard_ids
 from clims_core.io.cam_store import CamStoreWriter
 from clims_core.io.digest import sha256_file
 from clims_core.losses.cam import normalised_cams
@@ -54,8 +54,7 @@ class MakeCamsSettings:
     def __post_init__(self) -> None:
         if self.resize not in RESIZES:
             raise ValueError(f"cams.resize: expected one of {list(RESIZES)}, got {self.resize!r}")
-        if not 0 <= self.shard < self.shards:
-            raise ValueError(f"shard {self.shard} outside 0..{self.shards - 1}")
+        check_shard(self.shard, self.shards)
         object.__setattr__(self, "scales", tuple(self.scales))
 
 

@@ -13,7 +13,6 @@ processes shares the images.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from clims_core.data.manifest import Manifest
+from clims_core.data.shards import check_shard
 from clims_core.device import pick_device
-from clims_core.io.cam_store import CamStore
-from clims_core.io.digest import sha256_file
 from clims_core.io.checkpoint import load_checkpoint
-from clims_core.io.masks import save_mask
+from clims_core.io.digest import sha256_file
 from clims_core.models.irn import boundary_map, load_irn_model
-from clims_core.refine.mask_folder import mask_relpath, mask_stats
-from clims_core.refine.per_image import check_keys, load_rgb, open_shard, run_per_image, write_shard_index
+from clims_core.refine.per_image import masks_from_cams, open_shard
 from clims_core.refine.random_walk import background_plane, propagate, walk_to_mask
 
 log = logging.getLogger(__name__)
@@ -52,8 +48,7 @@ class PseudoMaskSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if not 0 <= self.shard < self.shards:
-            raise ValueError(f"shard {self.shard} outside 0..{self.shards - 1}")
+        check_shard(self.shard, self.shards)
         if not 0 < self.bg_thres < 1:
             raise ValueError(f"refine.random_walk.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
         if self.background not in BACKGROUNDS:
@@ -87,13 +82,9 @@ _MODELS: dict[tuple[str, str], tuple[torch.nn.Module, int]] = {}  # a process's 
 
 
 @dataclass(frozen=True)
-class _PseudoMaskJob:
-    """One image -> its pseudo-mask PNG (picklable: runs in the pool's workers, each loading the IRN once)."""
+class _RandomWalk:
+    """(image, stride-4 CAMs, keys) -> pseudo mask; picklable, each worker process loading the IRN once."""
 
-    manifest: Manifest
-    store: CamStore
-    folder: Path
-    labels: dict[str, np.ndarray]
     settings: PseudoMaskSettings
     checkpoint: Path
     device: str
@@ -108,14 +99,9 @@ class _PseudoMaskJob:
         return _MODELS[key]
 
     @torch.no_grad()
-    def __call__(self, image_id: str) -> dict[str, int]:
+    def __call__(self, image: np.ndarray, cams: np.ndarray, keys: np.ndarray) -> np.ndarray:
         model, min_size = self.model()
-        image = load_rgb(self.manifest.image_path(image_id))
-        keys, cams = self.store.read(image_id, high_res=False)
-        check_keys(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
-        mask = pseudo_mask(model, image, cams, keys, self.settings, min_size, torch.device(self.device))
-        save_mask(self.folder / mask_relpath(image_id), mask)
-        return mask_stats(mask)
+        return pseudo_mask(model, image, cams, keys, self.settings, min_size, torch.device(self.device))
 
 
 def run(settings: PseudoMaskSettings, manifest_path: str | Path, store_path: str | Path,
@@ -126,18 +112,15 @@ def run(settings: PseudoMaskSettings, manifest_path: str | Path, store_path: str
     On the CPU the images go to ``threads`` worker processes of one torch thread each (per-image work of this size
     scales better over processes than over threads); on CUDA one process does all.
     """
-    start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
     inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
     # a bad checkpoint fails here, before any worker starts (no network is built in this process: workers are forked)
     load_checkpoint(irn_checkpoint, required=("model", "config", "step", "architecture"))
     processes = max(1, settings.threads) if device.type == "cpu" else 1
-    job = _PseudoMaskJob(inputs.manifest, CamStore(store_path), Path(folder), inputs.labels, settings,
-                         Path(irn_checkpoint), str(device), 1 if processes > 1 else settings.threads)
-    stats = run_per_image(job, inputs.ids, processes, f"make_pseudo_masks[{settings.shard + 1}/{settings.shards}]")
-    write_shard_index(inputs, stats, index_path, settings.section(), kind="pseudo_masks", refiner="irn",
-                      method=method, irn_checkpoint_sha256=sha256_file(irn_checkpoint))
-    seconds = time.perf_counter() - start
-    log.info("%d pseudo masks in %.1f s (%.1f img/s, %d process(es))", len(inputs.ids), seconds,
-             len(inputs.ids) / max(seconds, 1e-9), processes)
-    return {"images": len(inputs.ids), "seconds": seconds, "stats": stats}
+    walk = _RandomWalk(settings, Path(irn_checkpoint), str(device), 1 if processes > 1 else settings.threads)
+    done = masks_from_cams(walk, "make_pseudo_masks", inputs, store_path, folder, index_path, settings.section(),
+                           processes, high_res=False, kind="pseudo_masks", refiner="irn", method=method,
+                           irn_checkpoint_sha256=sha256_file(irn_checkpoint))
+    log.info("%d pseudo masks in %.1f s (%.1f img/s, %d process(es))", done.images, done.seconds, done.rate,
+             processes)
+    return done.summary()
