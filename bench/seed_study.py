@@ -61,7 +61,8 @@ def _chain(config_path: Path, out: Path, seed: int, device: str, variants: list[
             clims.update(copy.deepcopy(overrides))
         elif overrides:
             cam["train"].update(overrides)
-        settings = train_cam.settings_from_config(method, cam, clims, cfg["clip"], seed, device, 2, precision=precision)
+        settings = train_cam.settings_from_config(method, cam, clims, seed=seed, device=device, threads=2,
+                                                  precision=precision)
         run_dir = out / f"{name}_s{seed}"
         init = out / f"cam_s{seed}" / "model.pt" if overrides is not None else None
         clip = (cfg["clip"]["model"], str(out / "clip.pt")) if method == "clims" else None

@@ -68,6 +68,9 @@ def test_stage_settings_carry_the_config_precision():
                      "resize_long": [48, 80], "workers": 0}}
     refine = {"irn": {"trunk": "cam", "epochs": 1, "batch_size": 2, "crop": 64, "scale_range": [1.0, 1.0], "lr": 0.1,
                       "weight_decay": 0.0, "momentum": 0.9, "radius": 5, "workers": 0}}
-    assert train_cam.settings_from_config("cam", cam, None, 0, "cpu", 1, precision="fp32").precision == "fp32"
-    assert train_irn.settings_from_config(refine, cam, 0, "cpu", 1, precision="fp32").precision == "fp32"
-    assert train_cam.settings_from_config("cam", cam, None, {}, 0, "cpu", 1).precision == "auto"
+    run = {"seed": 0, "device": "cpu", "threads": 1}
+    assert train_cam.settings_from_config("cam", cam, None, **run, precision="fp32").precision == "fp32"
+    assert train_irn.settings_from_config(refine, cam, **run, precision="fp32").precision == "fp32"
+    assert train_cam.settings_from_config("cam", cam, None, **run).precision == "auto"
+    with pytest.raises(TypeError):  # runtime values are keyword-only: no seed can land where a device was meant
+        train_cam.settings_from_config("cam", cam, None, 0, "cpu", 1)

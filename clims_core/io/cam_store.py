@@ -43,6 +43,16 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()
 
 
+def check_cam_classes(store_path: str | Path, image_id: str, keys: np.ndarray, labels: np.ndarray,
+                      classes: list[str]) -> None:
+    """The stored CAMs are for the image's labelled classes (else the store comes from another dataset)."""
+    labelled = np.flatnonzero(np.asarray(labels))
+    if sorted(keys.tolist()) != labelled.tolist():
+        names = [classes[k] if k < len(classes) else f"#{k}" for k in keys.tolist()]
+        raise ValueError(f"{store_path}: image {image_id!r} has CAMs for {names} but the manifest labels it "
+                         f"{[classes[k] for k in labelled]} (a CAM store of another dataset?)")
+
+
 def stride_shape(height: int, width: int) -> tuple[int, int]:
     """Spatial size of the stride-4 ``cam`` map of an ``height x width`` image."""
     return math.ceil(height / STRIDE), math.ceil(width / STRIDE)

@@ -4,6 +4,7 @@ and the stuff masks they are counted on."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,13 @@ def confounder_pairs(manifest: Manifest, confounders: dict[str, str]) -> list[tu
                              f"(stuff: {manifest.stuff_classes})")
         pairs.append((manifest.classes.index(cls) + 1, manifest.stuff_classes.index(stuff) + 1))
     return pairs
+
+
+def load_ground_truth(manifest: Manifest, item: dict[str, Any], split: str) -> np.ndarray:
+    """The manifest item's ground-truth mask (an item of a pixel-labelled split without one is an error)."""
+    if not item.get("mask"):
+        raise ValueError(f"image {item['id']!r} of split {split} has no ground-truth mask in the manifest")
+    return load_mask(manifest.root / item["mask"])
 
 
 def load_stuff_mask(stuff_dir: Path, image_id: str) -> np.ndarray:

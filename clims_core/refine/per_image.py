@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.shards import shard_ids
-from clims_core.io.cam_store import CamStore
+from clims_core.io.cam_store import CamStore, check_cam_classes
 from clims_core.io.masks import save_mask
 from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, mask_relpath, mask_stats, write_index
 from clims_core.version import code_version
@@ -48,14 +48,6 @@ def check_store_covers(store: CamStore, ids: list[str], split: str) -> None:
                          f"(make the CAMs of split {split} with make_cams)")
 
 
-def check_keys(store_path: Path, image_id: str, keys: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
-    """The stored CAMs are for the image's labelled classes (else the store comes from another dataset)."""
-    labelled = np.flatnonzero(labels)
-    if sorted(keys.tolist()) != labelled.tolist():
-        raise ValueError(f"{store_path}: image {image_id!r} has CAMs for classes {keys.tolist()} but the manifest "
-                         f"labels it {[classes[k] for k in labelled]} (a CAM store of another dataset?)")
-
-
 def image_and_cams(manifest: Manifest, store: CamStore, image_id: str,
                    labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image (H x W x 3) with its stored CAMs, checked to match it in size and labelled classes."""
@@ -64,7 +56,7 @@ def image_and_cams(manifest: Manifest, store: CamStore, image_id: str,
     if cams.shape[1:] != image.shape[:2]:
         raise ValueError(f"{store.path}: image {image_id!r} has CAMs of {cams.shape[1]} x {cams.shape[2]} px "
                          f"but the image is {image.shape[0]} x {image.shape[1]}")
-    check_keys(store.path, image_id, keys, labels, manifest.classes)
+    check_cam_classes(store.path, image_id, keys, labels, manifest.classes)
     return image, keys, cams
 
 
@@ -125,7 +117,7 @@ class CamMaskJob:
         else:
             image = load_rgb(self.manifest.image_path(image_id))
             keys, cams = self.store.read(image_id, high_res=False)
-            check_keys(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
+            check_cam_classes(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
         mask = self.to_mask(image, cams, keys)
         save_mask(self.folder / mask_relpath(image_id), mask)
         return mask_stats(mask)

@@ -195,6 +195,18 @@ def trunk_section(trunk: Mapping[str, Any]) -> str:
                    + f'<p class="note">{escape(note)}</p>')
 
 
+
+def _per_key_table(runs: dict[str, dict[str, Any]], names: list[str], field: str, title: str, key_label: str) -> str:
+    """One row per key of ``runs[name][field]`` (a class or a word), one column per run that has the field; "" if none."""
+    having = [n for n in names if field in runs[n]]
+    if not having:
+        return ""
+    keys = list(dict.fromkeys(k for n in having for k in runs[n][field]))
+    values = [[runs[n][field].get(k) for n in having] for k in keys]
+    rows = [[Cell(escape(k)), *cells] for k, cells in zip(keys, numeric_cells(values, per="row"))]
+    return f"<h3>{title}</h3>" + table([key_label, *having], rows)
+
+
 def clip_section(clip: Mapping[str, Mapping[str, Any]]) -> str:
     names = list(clip)
     head = ["CLIP", "zero-shot mAP", "stuff test: objects named right", "stuff test: stuff named right"]
@@ -209,19 +221,8 @@ def clip_section(clip: Mapping[str, Mapping[str, Any]]) -> str:
     if crops:
         note += f" Crops: {number(crops.get('object'))} objects, {number(crops.get('stuff'))} stuff."
     body += f'<p class="note">{escape(note)}</p>'
-    blocks = []
-    per_class = [n for n in names if "zero_shot_ap" in clip[n]]
-    if per_class:
-        classes = list(dict.fromkeys(c for n in per_class for c in clip[n]["zero_shot_ap"]))
-        values = [[clip[n]["zero_shot_ap"].get(c) for n in per_class] for c in classes]
-        rows = [[Cell(escape(c)), *cells] for c, cells in zip(classes, numeric_cells(values, per="row"))]
-        blocks.append("<h3>Zero-shot AP per class</h3>" + table(["class", *per_class], rows))
-    per_word = [n for n in names if "stuff_test_per_word" in clip[n]]
-    if per_word:
-        words = list(dict.fromkeys(w for n in per_word for w in clip[n]["stuff_test_per_word"]))
-        values = [[clip[n]["stuff_test_per_word"].get(w) for n in per_word] for w in words]
-        rows = [[Cell(escape(w)), *cells] for w, cells in zip(words, numeric_cells(values, per="row"))]
-        blocks.append("<h3>Stuff test per word (% named right)</h3>" + table(["word", *per_word], rows))
+    blocks = [_per_key_table(clip, names, "zero_shot_ap", "Zero-shot AP per class", "class"),
+              _per_key_table(clip, names, "stuff_test_per_word", "Stuff test per word (% named right)", "word")]
     body += grid(*blocks)
     return section("clip", "CLIP", body)
 

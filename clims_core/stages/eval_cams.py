@@ -21,9 +21,9 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.atomic import atomic_path, write_json, write_text
-from clims_core.io.cam_store import CamStore
-from clims_core.io.masks import load_mask
-from clims_core.metrics.results import confounder_pairs, fraction, load_stuff_mask, percent, tsv_cell
+from clims_core.io.cam_store import CamStore, check_cam_classes
+from clims_core.metrics.results import (confounder_pairs, fraction, load_ground_truth, load_stuff_mask, percent,
+                                        tsv_cell)
 from clims_core.metrics.segmentation import (DEFAULT_THRESHOLDS, SweepCounts, background_precision, foreground_precision,
                                              scores_from_confusion, sweep_image)
 
@@ -54,18 +54,12 @@ class _ImageCounter:
 
     def __call__(self, item: dict[str, Any]) -> SweepCounts:
         image_id = item["id"]
-        if not item.get("mask"):
-            raise ValueError(f"image {image_id!r} of split {self.settings.split} has no ground-truth mask in the manifest")
-        gt = load_mask(self.manifest.root / item["mask"])
+        gt = load_ground_truth(self.manifest, item, self.settings.split)
         keys, cams = self.store.read(image_id)
         if cams.shape[1:] != gt.shape:
             raise ValueError(f"{self.store.path}: image {image_id!r} has CAMs of {cams.shape[1]} x {cams.shape[2]} px, "
                              f"its mask {item['mask']} is {gt.shape[0]} x {gt.shape[1]}")
-        labelled = np.flatnonzero(np.asarray(item["labels"]))
-        if sorted(keys.tolist()) != labelled.tolist():
-            names = [self.manifest.classes[k] if k < len(self.manifest.classes) else f"#{k}" for k in keys]
-            raise ValueError(f"{self.store.path}: image {image_id!r} has CAMs for {names} but the manifest labels it "
-                             f"{[self.manifest.classes[k] for k in labelled]} (a store from another dataset?)")
+        check_cam_classes(self.store.path, image_id, keys, item["labels"], self.manifest.classes)
         stuff = None
         if self.stuff_dir is not None:
             stuff = load_stuff_mask(self.stuff_dir, image_id)

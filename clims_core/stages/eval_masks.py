@@ -21,8 +21,9 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.atomic import write_json, write_text
-from clims_core.io.masks import IGNORE_INDEX, load_mask
-from clims_core.metrics.results import confounder_pairs, fraction, load_stuff_mask, percent, tsv_cell
+from clims_core.io.masks import IGNORE_INDEX
+from clims_core.metrics.results import (confounder_pairs, fraction, load_ground_truth, load_stuff_mask, percent,
+                                        tsv_cell)
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
 from clims_core.refine.mask_folder import MaskFolder
 
@@ -59,9 +60,7 @@ class _ImageCounter:
 
     def __call__(self, item: dict[str, Any]) -> _Counts:
         image_id = item["id"]
-        if not item.get("mask"):
-            raise ValueError(f"image {image_id!r} has no ground-truth mask in the manifest")
-        gt = load_mask(self.manifest.root / item["mask"])
+        gt = load_ground_truth(self.manifest, item, self.masks.split)
         pred = self.masks.load_mask(image_id)
         if pred.shape != gt.shape:
             raise ValueError(f"{self.masks.mask_path(image_id)}: mask is {pred.shape[0]} x {pred.shape[1]} px, the "

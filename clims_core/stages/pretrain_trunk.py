@@ -35,7 +35,7 @@ from clims_core.io.atomic import atomic_path, write_json
 from clims_core.metrics.ranking import mean_average_precision
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk, imagenet_normalize
 from clims_core.tags import canonical_json
-from clims_core.training import distributed
+from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import warmup_cosine
 from clims_core.version import code_version
@@ -48,7 +48,7 @@ IRREGULAR_PLURALS = {"person": ("people", "persons"), "man": ("men",), "woman": 
 
 
 @dataclass(frozen=True)
-class PretrainTrunkSettings:
+class PretrainTrunkSettings(TrainingRuntime):
     backbone: BackboneSpec  # depth and width are used; pretraining always has trained BatchNorm and ``strides``
     words: tuple[str, ...]  # the vocabulary: object classes, then stuff words
     names: dict[str, str] = field(default_factory=dict)  # word -> how captions write it (diningtable -> dining table)
@@ -62,12 +62,6 @@ class PretrainTrunkSettings:
     scale: tuple[float, float] = (0.5, 1.0)  # area share of a random resized crop
     holdout_fraction: float = 0.05
     strides: tuple[int, int, int, int] = TORCHVISION_STRIDES
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # see clims_core.device.autocast
-    threads: int = 1
-    workers: int = 0
-    checkpoint_every: int = 50  # steps between resume checkpoints in the work folder
 
     def __post_init__(self) -> None:
         if not self.words:
@@ -250,8 +244,7 @@ def run(settings: PretrainTrunkSettings, captions_dir: str | Path, weights_path:
     Under ``torchrun`` each process trains on its share of every global batch (DDP); ``resume_path`` is the step
     checkpoint in the work folder that a killed run continues from."""
     start = time.perf_counter()
-    dist, device = distributed.start(settings.device, settings.threads)
-    torch.manual_seed(settings.seed)
+    dist, device = settings.start()
     pairs = read_captions(captions_dir)
     targets = caption_targets([caption for _, caption in pairs], settings.words, settings.names)
     unnamed = [w for w, n in zip(settings.words, targets.sum(axis=0)) if n == 0]
@@ -264,7 +257,7 @@ def run(settings: PretrainTrunkSettings, captions_dir: str | Path, weights_path:
     dataset = CaptionWordsDataset(images[train], train_targets, settings.scale, settings.seed)
     prior = targets[train].mean(axis=0)
     model = TrunkClassifier(settings.spec(), len(settings.words), prior)
-    model = dist.prepare(model.to(device, memory_format=memory_format(device)).train(), device)
+    model = ready_to_train(model, dist, device)
     log.info("pretraining resnet%d width %d on %d caption images (%d held out) at %d px on %s x %d; words %s",
              settings.backbone.depth, settings.backbone.width, len(train), len(held), settings.image_size, device,
              dist.world_size, dict(zip(settings.words, targets.sum(axis=0).astype(int).tolist())))
@@ -302,14 +295,12 @@ def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
     settings = settings_from_config(a["section"], a["backbone"], a["classes"], a["stuff_classes"], a["class_names"],
-                                    a["seed"], a["device"], a["threads"], a.get("checkpoint_every", 50),
-                                    a.get("precision", "auto"))
+                                    **runtime_arguments(a))
     return run(settings, a["captions"], a["weights"], a["metrics"], resume_path=a.get("resume"))
 
 
 def settings_from_config(section: dict, backbone: dict, classes: list[str], stuff_classes: list[str],
-                         class_names: dict[str, str], seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50, precision: str = "auto") -> PretrainTrunkSettings:
+                         class_names: dict[str, str], **runtime: Any) -> PretrainTrunkSettings:
     """``cam.pretrain_trunk`` (+ ``cam.backbone``, the dataset's words and ``clip.class_names``) -> settings."""
     words = tuple(dict.fromkeys([*classes, *stuff_classes]))
     return PretrainTrunkSettings(
@@ -317,5 +308,4 @@ def settings_from_config(section: dict, backbone: dict, classes: list[str], stuf
         epochs=section["epochs"], batch_size=section["batch_size"], lr=section["lr"],
         weight_decay=section["weight_decay"], momentum=section["momentum"], warmup_steps=section["warmup_steps"],
         image_size=section["image_size"], scale=tuple(section["scale"]), holdout_fraction=section["holdout_fraction"],
-        seed=seed, device=device, precision=precision, threads=threads, workers=section["workers"],
-        checkpoint_every=checkpoint_every)
+        workers=section["workers"], **runtime)

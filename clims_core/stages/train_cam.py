@@ -21,13 +21,13 @@ import torch
 
 from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
-from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet, load_cam_model
 from clims_core.tags import canonical_json
-from clims_core.training import distributed
+from clims_core.training.optim import grouped_sgd
+from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
@@ -37,7 +37,7 @@ METHODS = ("cam", "puzzlecam", "clims")
 
 
 @dataclass(frozen=True)
-class CamTrainSettings:
+class CamTrainSettings(TrainingRuntime):
     method: str
     backbone: BackboneSpec
     epochs: int = 5
@@ -53,12 +53,6 @@ class CamTrainSettings:
     puzzle_level: str = "feature"  # reconstruction on raw class maps ("feature") or ReLU + max-normalised ("cam")
     clims: Any = None  # the ClimsSettings (clims_core.methods.clims_settings) of method clims; not imported here
     split: str = "train_aug"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # see clims_core.device.autocast
-    threads: int = 1
-    workers: int = 0
-    checkpoint_every: int = 50  # steps between resume checkpoints in the work folder
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -88,12 +82,8 @@ def initialise_from(model: CamNet, checkpoint_path: str | Path) -> None:
 
 def make_optimizer(model: CamNet, settings: CamTrainSettings) -> torch.optim.SGD:
     trunk, head = model.parameter_groups()
-    return torch.optim.SGD(
-        [{"params": trunk, "lr": settings.lr, "initial_lr": settings.lr},
-         {"params": head, "lr": settings.lr * settings.head_lr_multiplier,
-          "initial_lr": settings.lr * settings.head_lr_multiplier}],
-        lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
-    )
+    return grouped_sgd([(trunk, settings.lr), (head, settings.lr * settings.head_lr_multiplier)], settings.momentum,
+                       settings.weight_decay)
 
 
 def method_module(method: str) -> ModuleType:
@@ -111,15 +101,14 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
     checkpoint in the work folder that a killed run continues from.
     """
     start = time.perf_counter()
-    dist, device = distributed.start(settings.device, settings.threads)
-    torch.manual_seed(settings.seed)
+    dist, device = settings.start()
     manifest = Manifest.load(manifest_path)
     dataset = ClassificationDataset(manifest, settings.split, settings.crop, settings.resize_long, True, settings.seed)
     model = build_model(settings.backbone, len(manifest.classes),
                         settings.method == "clims" and settings.clims.background_channel)
     if init_checkpoint is not None:
         initialise_from(model, init_checkpoint)
-    model = dist.prepare(model.to(device, memory_format=memory_format(device)).train(), device)
+    model = ready_to_train(model, dist, device)
     objective = method_module(settings.method).make_objective(model, settings, manifest.classes, device,
                                                               init_checkpoint, clip)
     optimizer = make_optimizer(model, settings)
@@ -144,22 +133,19 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
-    settings = settings_from_config(a["method"], a["cam"], a.get("clims"), a["seed"], a["device"], a["threads"],
-                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
+    settings = settings_from_config(a["method"], a["cam"], a.get("clims"), **runtime_arguments(a))
     section = {"method": a["method"], "cam": a["cam"], **({"clims": a["clims"]} if a["method"] == "clims" else {})}
     return run(settings, a["manifest"], a["checkpoint"], a["metrics"], init_checkpoint=a.get("init"),
                clip=tuple(a["clip"]) if a["method"] == "clims" else None, config=section, resume_path=a.get("resume"))
 
 
-def settings_from_config(method: str, cam: dict, clims: dict | None, seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50, precision: str = "auto") -> CamTrainSettings:
+def settings_from_config(method: str, cam: dict, clims: dict | None, **runtime: Any) -> CamTrainSettings:
     """Config sections -> settings. ``clims`` is ``cam.clims`` already resolved against its preset (CLIMS's prompts
     are its own keys there, not ``clip.prompts``: those are eval_clip's)."""
     backbone = BackboneSpec(**cam["backbone"], weights=cam["backbone_weights"])
     train = cam["train"]
     common = dict(method=method, backbone=backbone, weight_decay=train["weight_decay"], momentum=train["momentum"],
-                  crop=train["crop"], resize_long=tuple(train["resize_long"]), seed=seed, device=device,
-                  precision=precision, threads=threads, workers=train["workers"], checkpoint_every=checkpoint_every)
+                  crop=train["crop"], resize_long=tuple(train["resize_long"]), workers=train["workers"], **runtime)
     if method != "clims":
         puzzle = cam.get("puzzlecam")  # only puzzlecam's rule passes its knobs
         puzzle_knobs = dict(puzzle_alpha=puzzle["alpha"], puzzle_schedule=puzzle["schedule"],

@@ -20,7 +20,6 @@ from torch import nn
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset
-from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.losses.segmentation import PSEUDO_MASK_LOSSES, pseudo_mask_loss
@@ -28,7 +27,8 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.tags import canonical_json
-from clims_core.training import distributed
+from clims_core.training.optim import grouped_sgd
+from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
 from clims_core.training.loop import LoopSettings, LossStep, PairedStreams, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DeepLabTrainSettings:
+class DeepLabTrainSettings(TrainingRuntime):
     run: str
     backbone: BackboneSpec
     init: str = "imagenet"  # imagenet (backbone.weights), cam (a CAM checkpoint's trunk) or random
@@ -55,12 +55,6 @@ class DeepLabTrainSettings:
     weight_decay: float = 5e-4
     poly_power: float = 0.9
     image_split: str = "train_aug"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # see clims_core.device.autocast
-    threads: int = 1
-    workers: int = 0
-    checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
         check_trunk_init(self.init, self.backbone.weights)
@@ -102,10 +96,8 @@ def build_model(settings: DeepLabTrainSettings, n_classes: int, init_checkpoint:
 
 def make_optimizer(model: DeepLab, settings: DeepLabTrainSettings) -> torch.optim.SGD:
     trunk, head = model.parameter_groups()
-    head_lr = settings.lr * settings.head_lr_multiplier
-    return torch.optim.SGD([{"params": trunk, "lr": settings.lr, "initial_lr": settings.lr},
-                            {"params": head, "lr": head_lr, "initial_lr": head_lr}],
-                           lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    return grouped_sgd([(trunk, settings.lr), (head, settings.lr * settings.head_lr_multiplier)], settings.momentum,
+                       settings.weight_decay)
 
 
 def run(settings: DeepLabTrainSettings, manifest_path: str | Path, pseudo_index: str | Path,
@@ -123,10 +115,8 @@ def run(settings: DeepLabTrainSettings, manifest_path: str | Path, pseudo_index:
     if settings.init == "cam" and init_checkpoint is None:
         raise ValueError("seg.init cam needs the CAM checkpoint (init_checkpoint)")
 
-    dist, device = distributed.start(settings.device, settings.threads)
-    torch.manual_seed(settings.seed)
-    model = build_model(settings, n_classes + 1, init_checkpoint).to(device, memory_format=memory_format(device))
-    model = dist.prepare(model.train(), device)
+    dist, device = settings.start()
+    model = ready_to_train(build_model(settings, n_classes + 1, init_checkpoint), dist, device)
     optimizer = make_optimizer(model, settings)
     dataset = SegmentationDataset([manifest.image_path(i) for i in ids], paths, n_classes, settings.augment,
                                   settings.seed, stream=2)
@@ -154,8 +144,7 @@ def run(settings: DeepLabTrainSettings, manifest_path: str | Path, pseudo_index:
     return metrics
 
 
-def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50, precision: str = "auto") -> DeepLabTrainSettings:
+def settings_from_config(run_name: str, seg: dict, cam: dict, **runtime: Any) -> DeepLabTrainSettings:
     """Config sections -> settings: the trunk is ``cam.backbone``'s (width, norm; depth unless
     ``seg.deeplab.backbone_depth`` says another, with its own ImageNet weights), as for CCT."""
     deeplab, train = seg["deeplab"], seg["deeplab"]["train"]
@@ -166,18 +155,16 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
                               scale_range=tuple(train["scale_range"]), flip=train["flip"])
     return DeepLabTrainSettings(
         run=run_name, backbone=backbone, init=seg["init"], output_stride=seg["output_stride"],
-        head=deeplab["head"], rates=tuple(deeplab["rates"]) if deeplab["rates"] else None, loss=deeplab["loss"], augment=augment, epochs=train["epochs"],
-        batch_size=train["batch_size"], lr=train["lr"], head_lr_multiplier=train["head_lr_multiplier"],
-        momentum=train["momentum"], weight_decay=train["weight_decay"], poly_power=train["poly_power"], seed=seed,
-        device=device, precision=precision, threads=threads, workers=train["workers"],
-        checkpoint_every=checkpoint_every)
+        head=deeplab["head"], rates=tuple(deeplab["rates"]) if deeplab["rates"] else None, loss=deeplab["loss"],
+        augment=augment, epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"],
+        head_lr_multiplier=train["head_lr_multiplier"], momentum=train["momentum"], weight_decay=train["weight_decay"],
+        poly_power=train["poly_power"], workers=train["workers"], **runtime)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
-    settings = settings_from_config(a["run"], a["seg"], a["cam"], a["seed"], a["device"], a["threads"],
-                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
+    settings = settings_from_config(a["run"], a["seg"], a["cam"], **runtime_arguments(a))
     section = {"run": a["run"], "seg": dict(a["seg"]), "cam_backbone": dict(a["cam"]["backbone"])}
     return run(settings, a["manifest"], a["pseudo"], a["checkpoint"], a["metrics"], init_checkpoint=a.get("init"),
                config=section, resume_path=a.get("resume"))

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from clims_core.data.manifest import Manifest
-from clims_core.device import memory_format
 from clims_core.io.atomic import write_json
 from clims_core.io.cam_store import STRIDE  # the boundary map's stride is the CAM store's
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
@@ -36,6 +35,7 @@ from clims_core.refine.affinity import PairIndex
 from clims_core.refine.irn_data import AffinityDataset, check_scale_range
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.tags import canonical_json
+from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
 from clims_core.training import distributed
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
@@ -46,7 +46,7 @@ TRUNKS = ("cam", "imagenet")
 
 
 @dataclass(frozen=True)
-class IrnTrainSettings:
+class IrnTrainSettings(TrainingRuntime):
     trunk: str = "imagenet"
     backbone: BackboneSpec | None = None  # the ImageNet trunk (trunk == "imagenet")
     epochs: int = 3
@@ -57,12 +57,6 @@ class IrnTrainSettings:
     weight_decay: float = 1e-4
     momentum: float = 0.9
     radius: int = 10
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # see clims_core.device.autocast
-    threads: int = 1
-    workers: int = 0
-    checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
@@ -115,8 +109,7 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     Under ``torchrun`` each process trains on its share of every global batch (DDP); ``resume_path`` is the step
     checkpoint in the work folder that a killed run continues from."""
     start = time.perf_counter()
-    dist, device = distributed.start(settings.device, settings.threads)
-    torch.manual_seed(settings.seed)
+    dist, device = settings.start()
     manifest = Manifest.load(manifest_path)
     ir_labels = MaskFolder.load(ir_index_path)
     if ir_labels.classes != manifest.classes:
@@ -127,7 +120,7 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
                               STRIDE, True, settings.seed)
     source = EpochPlan(dataset, settings.batch_size, settings.seed, settings.workers, f"{ir_index_path}")
     trunk = build_trunk(settings, cam_checkpoint)
-    model = dist.prepare(EdgeNet(trunk).to(device, memory_format=memory_format(device)).train(), device)
+    model = ready_to_train(EdgeNet(trunk), dist, device)
     objective = IrnObjective(model, PairIndex.build(settings.crop // STRIDE, settings.crop // STRIDE, settings.radius),
                              dist)
     optimizer = torch.optim.SGD(model.branch_parameters(), lr=settings.lr, momentum=settings.momentum,
@@ -154,8 +147,7 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
 def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
-    settings = settings_from_config(a["refine"], a["cam"], a["seed"], a["device"], a["threads"],
-                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
+    settings = settings_from_config(a["refine"], a["cam"], **runtime_arguments(a))
     section = {"method": a["method"], "irn": dict(a["refine"]["irn"])}
     return run(settings, a["manifest"], a["ir_labels"], a["checkpoint"], a["metrics"],
                cam_checkpoint=a.get("cam_checkpoint"), config=section, resume_path=a.get("resume"))
@@ -168,8 +160,7 @@ def resolve_trunk(trunk: str, backbone_weights: str | None) -> str:
     return trunk
 
 
-def settings_from_config(refine: dict, cam: dict, seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50, precision: str = "auto") -> IrnTrainSettings:
+def settings_from_config(refine: dict, cam: dict, **runtime: Any) -> IrnTrainSettings:
     """Config sections -> settings (``refine.irn``; ``cam.backbone`` and ``cam.backbone_weights`` for imagenet)."""
     irn = refine["irn"]
     trunk = resolve_trunk(irn["trunk"], cam["backbone_weights"])
@@ -177,5 +168,4 @@ def settings_from_config(refine: dict, cam: dict, seed: int, device: str, thread
     return IrnTrainSettings(trunk=trunk, backbone=backbone, epochs=irn["epochs"], batch_size=irn["batch_size"],
                             crop=irn["crop"], scale_range=tuple(irn["scale_range"]), lr=irn["lr"],
                             weight_decay=irn["weight_decay"], momentum=irn["momentum"], radius=irn["radius"],
-                            seed=seed, device=device, precision=precision, threads=threads, workers=irn["workers"],
-                            checkpoint_every=checkpoint_every)
+                            workers=irn["workers"], **runtime)

@@ -24,7 +24,7 @@ import torch
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import (AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset,
                                           image_level_ids, split_paths)
-from clims_core.device import autocast, memory_format
+from clims_core.device import autocast
 from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
@@ -32,6 +32,8 @@ from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, P
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.methods.cct_objective import CctLossSettings, cct_step
 from clims_core.tags import canonical_json
+from clims_core.training.optim import grouped_sgd
+from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
 from clims_core.training import distributed
 from clims_core.training.loop import LoopSettings, PairedStreams, ResumeState, train_loop
 from clims_core.training.schedules import poly
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SegTrainSettings:
+class SegTrainSettings(TrainingRuntime):
     run: str
     encoder: EncoderSpec
     init: str = "imagenet"  # imagenet (encoder.backbone.weights), cam (a CAM checkpoint's trunk) or random
@@ -60,12 +62,6 @@ class SegTrainSettings:
     poly_power: float = 0.9
     pixel_split: str = "train"
     image_split: str = "train_aug"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # see clims_core.device.autocast
-    threads: int = 1
-    workers: int = 0
-    checkpoint_every: int = 50  # steps between resume checkpoints (0: only on SIGTERM)
 
     def __post_init__(self) -> None:
         check_trunk_init(self.init, self.encoder.backbone.weights)
@@ -83,10 +79,8 @@ def build_model(settings: SegTrainSettings, n_classes: int, init_checkpoint: str
 
 def make_optimizer(model: CCT, settings: SegTrainSettings) -> torch.optim.SGD:
     trunk, rest = model.parameter_groups()
-    trunk_lr = settings.lr * settings.backbone_lr_multiplier
-    return torch.optim.SGD([{"params": trunk, "lr": trunk_lr, "initial_lr": trunk_lr},
-                            {"params": rest, "lr": settings.lr, "initial_lr": settings.lr}],
-                           lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    return grouped_sgd([(trunk, settings.lr * settings.backbone_lr_multiplier), (rest, settings.lr)],
+                       settings.momentum, settings.weight_decay)
 
 
 class CctStep:
@@ -129,10 +123,8 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
     if settings.init == "cam" and init_checkpoint is None:
         raise ValueError("seg.init cam needs the CAM checkpoint (init_checkpoint)")
 
-    dist, device = distributed.start(settings.device, settings.threads)
-    torch.manual_seed(settings.seed)
-    model = build_model(settings, n_classes + 1, init_checkpoint).to(device, memory_format=memory_format(device))
-    model = dist.prepare(model.train(), device)
+    dist, device = settings.start()
+    model = ready_to_train(build_model(settings, n_classes + 1, init_checkpoint), dist, device)
     optimizer = make_optimizer(model, settings)
 
     labeled = SegmentationDataset(labeled_images, labeled_masks, n_classes, settings.augment, settings.seed, stream=0)
@@ -169,15 +161,13 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:
     """The rule's call as plain values (what the adapter passes, or each torchrun process reads from JSON)."""
     a = arguments
-    settings = settings_from_config(a["run"], a["seg"], a["cam"], a["seed"], a["device"], a["threads"],
-                                    a.get("checkpoint_every", 50), a.get("precision", "auto"))
+    settings = settings_from_config(a["run"], a["seg"], a["cam"], **runtime_arguments(a))
     section = {"run": a["run"], "seg": dict(a["seg"]), "cam_backbone": dict(a["cam"]["backbone"])}
     return run(settings, a["manifest"], a["checkpoint"], a["metrics"], pseudo_index=a.get("pseudo"),
                init_checkpoint=a.get("init"), config=section, resume_path=a.get("resume"))
 
 
-def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device: str, threads: int,
-                         checkpoint_every: int = 50, precision: str = "auto") -> SegTrainSettings:
+def settings_from_config(run_name: str, seg: dict, cam: dict, **runtime: Any) -> SegTrainSettings:
     """Config sections -> settings: the trunk's depth, width and norm are ``cam.backbone``'s (so ``seg.init: cam`` fits
     and VOC uses the same ImageNet ResNet), at ``seg.output_stride``."""
     cct, train = seg["cct"], seg["train"]
@@ -201,5 +191,4 @@ def settings_from_config(run_name: str, seg: dict, cam: dict, seed: int, device:
         perturbations=perturbations, losses=losses, augment=augment, epochs=train["epochs"],
         batch_labeled=train["batch_labeled"], batch_unlabeled=train["batch_unlabeled"], lr=train["lr"],
         backbone_lr_multiplier=train["backbone_lr_multiplier"], momentum=train["momentum"],
-        weight_decay=train["weight_decay"], seed=seed, device=device, precision=precision, threads=threads,
-        workers=train["workers"], checkpoint_every=checkpoint_every)
+        weight_decay=train["weight_decay"], workers=train["workers"], **runtime)

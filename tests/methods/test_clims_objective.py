@@ -135,7 +135,7 @@ def _preset_settings(preset: str, classes: list[str]) -> ClimsSettings:
 
     config = validate_schema({"data": {"classes": classes}, "cam": {"clims": {"preset": preset}}})
     clims = resolve_clims_section(config["cam"]["clims"], [], {}, config["data"]["classes"])
-    return train_cam.settings_from_config("clims", config["cam"], clims, config["clip"], 0, "cpu", 1).clims
+    return train_cam.settings_from_config("clims", config["cam"], clims, device="cpu").clims
 
 
 def test_presets_give_the_public_codes_prompt_strings(tiny_clip):

@@ -116,7 +116,7 @@ def test_settings_from_config_builds_the_vocabulary():
     section = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup_steps": 0,
                "image_size": 32, "scale": [0.5, 1.0], "holdout_fraction": 0.1, "workers": 0}
     settings = pretrain_trunk.settings_from_config(section, {"depth": 18, "width": 32}, ["diningtable", "car"],
-                                                   ["sky"], {"diningtable": "dining table", "sofa": "couch"}, 0,
-                                                   "cpu", 1)
+                                                   ["sky"], {"diningtable": "dining table", "sofa": "couch"},
+                                                   device="cpu")
     assert settings.words == ("diningtable", "car", "sky") and settings.names == {"diningtable": "dining table"}
     assert settings.spec() == BackboneSpec(depth=18, width=32, strides=(2, 2, 2, 2), norm="batch")

@@ -178,7 +178,7 @@ def test_irn_trunk_auto_is_imagenet_only_with_imagenet_weights():
     cam = {"backbone": {"depth": 18, "width": 8, "strides": [2, 2, 2, 1], "norm": "batch"}, "backbone_weights": None}
     refine = {"irn": {"trunk": "auto", "epochs": 1, "batch_size": 2, "crop": 64, "scale_range": [1.0, 1.0], "lr": 0.1,
                       "weight_decay": 0.0, "momentum": 0.9, "radius": 5, "workers": 0}}
-    assert train_irn.settings_from_config(refine, cam, 0, "cpu", 1).trunk == "cam"
+    assert train_irn.settings_from_config(refine, cam, device="cpu").trunk == "cam"
     assert train_irn.resolve_trunk("auto", "weights/resnet50.pth") == "imagenet"
     assert train_irn.resolve_trunk("cam", "weights/resnet50.pth") == "cam"
     with pytest.raises(ValueError, match="backbone spec"):
