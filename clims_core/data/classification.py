@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from clims_core.data.epoch_seeded import EpochSeededDataset
 from clims_core.data.manifest import Manifest
 
 
@@ -32,7 +32,7 @@ def random_crop(array: np.ndarray, crop: int, rng: np.random.Generator) -> np.nd
     return out
 
 
-class ClassificationDataset(Dataset):
+class ClassificationDataset(EpochSeededDataset):
     """(image 3 x crop x crop in [0, 1], multi-hot labels, index) for one manifest split."""
 
     def __init__(self, manifest: Manifest, split: str, crop: int, resize_long: tuple[int, int] | None = None,
@@ -40,16 +40,12 @@ class ClassificationDataset(Dataset):
         self.paths = [manifest.image_path(i) for i in manifest.ids(split)]
         self.labels = torch.from_numpy(manifest.labels(split))
         self.crop, self.resize_long, self.flip, self.seed = crop, resize_long, flip, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.rng(index)
         with Image.open(self.paths[index]) as image:
             image = image.convert("RGB")
             if self.resize_long:

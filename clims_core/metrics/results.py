@@ -3,8 +3,12 @@ and the stuff masks they are counted on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from tqdm import tqdm
 
 import numpy as np
 
@@ -50,3 +54,27 @@ def load_stuff_mask(stuff_dir: Path, image_id: str) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: stuff mask missing (needed for eval.confounders)")
     return load_mask(path)
+
+
+class _Addable(Protocol):
+    def add(self, other: Any) -> None: ...
+
+
+Counts = TypeVar("Counts", bound=_Addable)
+
+
+def sum_over_images(count: Callable[[dict[str, Any]], Counts], items: Iterable[dict[str, Any]], total: Counts,
+                    threads: int, desc: str) -> Counts:
+    """``total`` plus ``count(item)`` of every manifest item, counted in ``threads`` threads (image decoding and numpy
+    release the GIL), with a progress bar; on an error the rest is cancelled, not waited for."""
+    items = list(items)
+    progress = tqdm(total=len(items), desc=desc, unit="img", mininterval=2.0)
+    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        for counts in pool.map(count, items):
+            total.add(counts)
+            progress.update()
+    finally:
+        pool.shutdown(cancel_futures=True)
+        progress.close()
+    return total

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from clims_core.data.epoch_seeded import EpochSeededDataset
 from clims_core.io.masks import IGNORE_INDEX, load_mask
 from clims_core.models.backbone import IMAGENET_MEAN
 
@@ -51,7 +51,7 @@ def draw_scale(scale_range: tuple[float, float], rng: np.random.Generator) -> fl
     return low + float(rng.random()) * (high - low)
 
 
-class AffinityDataset(Dataset):
+class AffinityDataset(EpochSeededDataset):
     """(image 3 x crop x crop in [0, 1], labels crop/stride x crop/stride int64 with 255 = ignore, index)."""
 
     def __init__(self, image_paths: list[Path], label_paths: list[Path], crop: int,
@@ -65,16 +65,12 @@ class AffinityDataset(Dataset):
         self.image_paths, self.label_paths = image_paths, label_paths
         self.crop, self.scale_range, self.stride, self.flip, self.seed = crop, tuple(scale_range), stride, flip, seed
         self.fill = tuple(fill)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.rng(index)
         with Image.open(self.image_paths[index]) as opened:
             image = opened.convert("RGB")
         label = Image.fromarray(load_mask(self.label_paths[index]))

@@ -10,20 +10,18 @@ Writes JSON (machine), TSV (human) and a PNG of the curve.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.atomic import atomic_path, write_json, write_text
 from clims_core.io.cam_store import CamStore, check_cam_classes
 from clims_core.metrics.results import (confounder_pairs, fraction, load_ground_truth, load_stuff_mask, percent,
-                                        tsv_cell)
+                                        sum_over_images, tsv_cell)
 from clims_core.metrics.segmentation import (DEFAULT_THRESHOLDS, SweepCounts, background_precision, foreground_precision,
                                              scores_from_confusion, sweep_image)
 
@@ -83,16 +81,7 @@ def evaluate(settings: EvalCamsSettings, manifest: Manifest, store: CamStore) ->
     use_stuff = bool(pairs) and stuff_dir.is_dir()
     counter = _ImageCounter(manifest, store, settings, pairs, stuff_dir if use_stuff else None)
     total = SweepCounts(np.asarray(settings.thresholds), counter.n_classes, tuple(pairs) if use_stuff else ())
-    progress = tqdm(total=len(items), desc="eval_cams", unit="img", mininterval=2.0)
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.threads))
-    try:
-        for counts in pool.map(counter, items):
-            total.add(counts)
-            progress.update()
-    finally:  # on an error, do not wait for the rest of the split before reporting it
-        pool.shutdown(cancel_futures=True)
-        progress.close()
-    return total, missing, use_stuff
+    return sum_over_images(counter, items, total, settings.threads, "eval_cams"), missing, use_stuff
 
 
 def summarize(counts: SweepCounts, manifest: Manifest) -> dict[str, Any]:

@@ -10,20 +10,18 @@ threshold sweep: a mask is already a decision. Pixels a mask marks 255 (ignore) 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.atomic import write_json, write_text
 from clims_core.io.masks import IGNORE_INDEX
 from clims_core.metrics.results import (confounder_pairs, fraction, load_ground_truth, load_stuff_mask, percent,
-                                        tsv_cell)
+                                        sum_over_images, tsv_cell)
 from clims_core.metrics.segmentation import confusion, scores_from_confusion
 from clims_core.refine.mask_folder import MaskFolder
 
@@ -100,16 +98,7 @@ def evaluate(settings: EvalMasksSettings, manifest: Manifest, masks: MaskFolder)
     n = counter.n_classes
     p = len(counter.pairs)
     total = _Counts(np.zeros((n, n), dtype=np.int64), 0, np.zeros(p, dtype=np.int64), np.zeros(p, dtype=np.int64))
-    progress = tqdm(total=len(items), desc="eval_masks", unit="img", mininterval=2.0)
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.threads))
-    try:
-        for counts in pool.map(counter, items):
-            total.add(counts)
-            progress.update()
-    finally:
-        pool.shutdown(cancel_futures=True)
-        progress.close()
-    return total, use_stuff
+    return sum_over_images(counter, items, total, settings.threads, "eval_masks"), use_stuff
 
 
 def summarize(counts: _Counts, manifest: Manifest, pairs: list[tuple[int, int]]) -> dict[str, Any]:

@@ -18,13 +18,13 @@ import torch
 
 from clims_core.data.captions import load_images
 from clims_core.data.manifest import Manifest
-from clims_core.io.atomic import write_json
 from clims_core.models.clip import load_clip, save_clip_checkpoint
 from clims_core.models.prompts import display_name, label_text
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.contrastive import ContrastiveSettings, train_contrastive
 from clims_core.training.loop import ResumeState
+from clims_core.training.runtime import finish_training
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,10 @@ def run(settings: FinetuneClipSettings, manifest_path: str | Path, clip_model: s
                "distinct_texts": len(set(texts)), "seconds": time.perf_counter() - start,
                "processes": dist.world_size}
     if dist.is_main:
-        save_clip_checkpoint(checkpoint_path, clip.model, clip.model_cfg or {}, config or {}, step=len(history),
-                             model_name=clip.model_name, metrics=metrics)
-        write_json(metrics_path, metrics)
-        resume.clear()
         log.info("fine-tuned in %.0f s; loss %.3f -> %.3f", metrics["seconds"], history[0], history[-1])
-    dist.finish()
-    return metrics
+    return finish_training(dist, resume, lambda: save_clip_checkpoint(
+        checkpoint_path, clip.model, clip.model_cfg or {}, config or {}, step=len(history), model_name=clip.model_name,
+        metrics=metrics), metrics_path, metrics)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from clims_core.data.captions import load_images, read_captions
-from clims_core.io.atomic import write_json
 from clims_core.models.clip import clip_from_config, save_clip_checkpoint
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.contrastive import ContrastiveSettings, retrieval_at_1, train_contrastive
 from clims_core.training.loop import ResumeState
+from clims_core.training.runtime import finish_training
 from clims_core.version import code_version
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,11 @@ def run(settings: PretrainClipSettings, captions_dir: str | Path, checkpoint_pat
         "processes": dist.world_size,
     }
     if dist.is_main:
-        save_clip_checkpoint(checkpoint_path, clip.model, settings.model_cfg, config or {}, step=len(history),
-                             model_name=settings.model_name, metrics=metrics)
-        write_json(metrics_path, metrics)
-        resume.clear()
         log.info("held-out caption retrieval R@1 %.3f -> %.3f; loss %.3f -> %.3f (%.0f s)", before or 0, after or 0,
                  history[0], history[-1], metrics["seconds"])
-    dist.finish()
-    return metrics
+    return finish_training(dist, resume, lambda: save_clip_checkpoint(
+        checkpoint_path, clip.model, settings.model_cfg, config or {}, step=len(history),
+        model_name=settings.model_name, metrics=metrics), metrics_path, metrics)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from clims_core.data.captions import load_images, read_captions
+from clims_core.data.epoch_seeded import EpochSeededDataset
 from clims_core.device import memory_format
-from clims_core.io.atomic import atomic_path, write_json
+from clims_core.io.atomic import atomic_path
 from clims_core.metrics.ranking import mean_average_precision
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk, imagenet_normalize
 from clims_core.tags import canonical_json
-from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import warmup_cosine
 from clims_core.version import code_version
@@ -134,7 +134,7 @@ def random_resized_box(height: int, width: int, scale: tuple[float, float], rng:
     return 0, 0, height, width
 
 
-class CaptionWordsDataset(Dataset):
+class CaptionWordsDataset(EpochSeededDataset):
     """(image 3 x size x size in [0, 1], word targets, index) of the caption images: random resized crop + flip.
 
     ``images`` are the decoded corpus images (``N x 3 x size x size`` uint8); the augmentation of an item is drawn from
@@ -143,10 +143,6 @@ class CaptionWordsDataset(Dataset):
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, scale: tuple[float, float], seed: int = 0,
                  augment: bool = True):
         self.images, self.targets, self.scale, self.seed, self.augment = images, targets, scale, seed, augment
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.images)
@@ -154,7 +150,7 @@ class CaptionWordsDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image = self.images[index].float().div_(255)
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, index, 11])
+            rng = self.rng(index, 11)
             size = image.shape[-2:]
             top, left, h, w = random_resized_box(size[0], size[1], self.scale, rng)
             if (h, w) != tuple(size):
@@ -282,13 +278,9 @@ def run(settings: PretrainTrunkSettings, captions_dir: str | Path, weights_path:
         "trunk": asdict(settings.spec()), "seconds": time.perf_counter() - start, "processes": dist.world_size,
     }
     if dist.is_main:
-        save_trunk(weights_path, model.trunk)
-        write_json(metrics_path, metrics)
-        resume.clear()
         log.info("held-out mAP %.1f -> %.1f; loss %.4f -> %.4f (%.0f s)", before["map"] or 0, after["map"] or 0,
                  metrics["loss_per_epoch"][0], metrics["loss_per_epoch"][-1], metrics["seconds"])
-    dist.finish()
-    return metrics
+    return finish_training(dist, resume, lambda: save_trunk(weights_path, model.trunk), metrics_path, metrics)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:

@@ -21,13 +21,12 @@ import torch
 
 from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
-from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet, load_cam_model
 from clims_core.tags import canonical_json
 from clims_core.training.optim import grouped_sgd
-from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
@@ -121,13 +120,9 @@ def run(settings: CamTrainSettings, manifest_path: str | Path, checkpoint_path: 
                                 shown=("loss", "otm", "btm", "cbs", "cls", "re"))
     metrics = {"method": settings.method, "code_version": code_version(), "steps": steps, "history": history,
                "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
-    if dist.is_main:
-        save_checkpoint(checkpoint_path, model.cpu().state_dict(), config or {}, steps,
-                        architecture=architecture(settings, len(manifest.classes)), metrics=metrics)
-        write_json(metrics_path, metrics)
-        resume.clear()
-    dist.finish()
-    return metrics
+    return finish_training(dist, resume, lambda: save_checkpoint(
+        checkpoint_path, model.cpu().state_dict(), config or {}, steps,
+        architecture=architecture(settings, len(manifest.classes)), metrics=metrics), metrics_path, metrics)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:

@@ -20,7 +20,6 @@ from torch import nn
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset
-from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.losses.segmentation import PSEUDO_MASK_LOSSES, pseudo_mask_loss
 from clims_core.models.backbone import BackboneSpec
@@ -28,7 +27,7 @@ from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.tags import canonical_json
 from clims_core.training.optim import grouped_sgd
-from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.loop import LoopSettings, LossStep, PairedStreams, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
@@ -135,13 +134,10 @@ def run(settings: DeepLabTrainSettings, manifest_path: str | Path, pseudo_index:
                "image_labeled": len(dataset), "pseudo_masks": str(pseudo_index), "init": settings.init,
                "loss": settings.loss, "processes": dist.world_size}
     if dist.is_main:
-        save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
-                        architecture=architecture_of(model), metrics=metrics)
-        write_json(metrics_path, metrics)
-        resume.clear()
         log.info("%s: %d steps in %.0f s", settings.run, steps, metrics["seconds"])
-    dist.finish()
-    return metrics
+    return finish_training(dist, resume, lambda: save_checkpoint(
+        checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps, architecture=architecture_of(model),
+        metrics=metrics), metrics_path, metrics)
 
 
 def settings_from_config(run_name: str, seg: dict, cam: dict, **runtime: Any) -> DeepLabTrainSettings:

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from clims_core.data.manifest import Manifest
-from clims_core.io.atomic import write_json
 from clims_core.io.cam_store import STRIDE  # the boundary map's stride is the CAM store's
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
 from clims_core.losses.irn import class_boundary_loss
@@ -35,7 +34,7 @@ from clims_core.refine.affinity import PairIndex
 from clims_core.refine.irn_data import AffinityDataset, check_scale_range
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.tags import canonical_json
-from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training import distributed
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
@@ -134,14 +133,10 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
                                 resume, "train_irn", poly)
     metrics = {"trunk": settings.trunk, "code_version": code_version(), "steps": steps, "history": history,
                "seconds": time.perf_counter() - start, "images": len(dataset), "processes": dist.world_size}
-    if dist.is_main:
-        architecture = {"backbone": asdict(trunk.spec) | {"weights": None}, "crop": settings.crop}
-        save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
-                        architecture=architecture, metrics=metrics)
-        write_json(metrics_path, metrics)
-        resume.clear()
-    dist.finish()
-    return metrics
+    architecture = {"backbone": asdict(trunk.spec) | {"weights": None}, "crop": settings.crop}
+    return finish_training(dist, resume, lambda: save_checkpoint(
+        checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps, architecture=architecture,
+        metrics=metrics), metrics_path, metrics)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import (AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset,
                                           image_level_ids, split_paths)
 from clims_core.device import autocast
-from clims_core.io.atomic import write_json
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, PerturbationSettings
@@ -33,7 +32,7 @@ from clims_core.models.segmentation import architecture_of, check_trunk_init, in
 from clims_core.methods.cct_objective import CctLossSettings, cct_step
 from clims_core.tags import canonical_json
 from clims_core.training.optim import grouped_sgd
-from clims_core.training.runtime import TrainingRuntime, ready_to_train, runtime_arguments
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training import distributed
 from clims_core.training.loop import LoopSettings, PairedStreams, ResumeState, train_loop
 from clims_core.training.schedules import poly
@@ -149,13 +148,10 @@ def run(settings: SegTrainSettings, manifest_path: str | Path, checkpoint_path: 
                "image_labeled": len(unlabeled), "pseudo_masks": str(pseudo_index) if pseudo_index else None,
                "init": settings.init, "aux_decoders": len(model.aux_decoders), "processes": dist.world_size}
     if dist.is_main:
-        save_checkpoint(checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps,
-                        architecture=architecture_of(model), metrics=metrics)
-        write_json(metrics_path, metrics)
-        resume.clear()
         log.info("%s: %d steps in %.0f s", settings.run, steps, metrics["seconds"])
-    dist.finish()
-    return metrics
+    return finish_training(dist, resume, lambda: save_checkpoint(
+        checkpoint_path, model.cpu().eval().state_dict(), config or {}, steps, architecture=architecture_of(model),
+        metrics=metrics), metrics_path, metrics)
 
 
 def run_from_arguments(arguments: dict[str, Any]) -> dict:

@@ -8,7 +8,8 @@ trainer's own fields keep their positions, and no call can pass a seed where a d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -16,7 +17,9 @@ import torch
 from torch import nn
 
 from clims_core.device import memory_format
+from clims_core.io.atomic import write_json
 from clims_core.training import distributed
+from clims_core.training.loop import ResumeState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,3 +52,15 @@ RUNTIME_KEYS = tuple(f.name for f in fields(TrainingRuntime))
 def runtime_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The runtime fields among a rule's plain arguments (absent ones take :class:`TrainingRuntime`'s defaults)."""
     return {key: arguments[key] for key in RUNTIME_KEYS if key in arguments}
+
+
+def finish_training(dist: distributed.Distributed, resume: ResumeState, save_outputs: Callable[[], None],
+                    metrics_path: str | Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The main process writes the stage's outputs (``save_outputs``), then the metrics JSON, then drops the resume
+    checkpoint (so a kill in between resumes, never retrains); every process then leaves the ``torchrun`` group."""
+    if dist.is_main:
+        save_outputs()
+        write_json(metrics_path, metrics)
+        resume.clear()
+    dist.finish()
+    return metrics
