@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
-from clims_core.data.shards import shard_ids
+from clims_core.data.shards import check_shard, shard_ids
 from clims_core.io.cam_store import CamStore, check_cam_classes
 from clims_core.io.masks import save_mask
 from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, mask_relpath, mask_stats, write_index
@@ -139,14 +139,37 @@ class MaskRun:
         return self.images / max(self.seconds, 1e-9)
 
 
-def masks_from_cams(to_mask: MaskFn, stage: str, inputs: ShardInputs, store_path: str | Path, folder: str | Path,
-                    index_path: str | Path, config: dict[str, Any], processes: int = 1, high_res: bool = True,
-                    **provenance: Any) -> MaskRun:
-    """Every image of the shard through ``to_mask`` into ``folder`` (``processes`` workers); the index last."""
+RUN_ONLY_FIELDS = ("shard", "shards", "processes", "device", "precision", "threads")  # none changes a mask
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardSettings:
+    """Which images a refinement job makes masks of: shard ``shard`` of ``shards`` of ``split`` (``ids[shard::shards]``,
+    as ``make_cams`` deals them); each shard writes a part of the mask folder's index that ``merge_masks`` joins."""
+
+    split: str = "train_aug"
+    shard: int = 0
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        check_shard(self.shard, self.shards)
+
+    def section(self) -> dict[str, Any]:
+        """What the masks depend on (recorded in the index): every field but where and how fast the job runs."""
+        return {key: value for key, value in asdict(self).items() if key not in RUN_ONLY_FIELDS}
+
+
+def masks_from_cams(to_mask: MaskFn, stage: str, settings: ShardSettings, manifest_path: str | Path,
+                    store_path: str | Path, folder: str | Path, index_path: str | Path, processes: int = 1,
+                    high_res: bool = True, **provenance: Any) -> MaskRun:
+    """Every image of the shard through ``to_mask`` into ``folder`` (``processes`` workers); the index last.
+
+    The store is checked to cover the shard before any image is processed."""
     start = time.perf_counter()
+    inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
     job = CamMaskJob(inputs.manifest, CamStore(store_path), Path(folder), inputs.labels, to_mask, high_res)
     stats = run_per_image(job, inputs.ids, processes, f"{stage}[{inputs.shard + 1}/{inputs.shards}]")
-    write_shard_index(inputs, stats, index_path, config, **provenance)
+    write_shard_index(inputs, stats, index_path, settings.section(), **provenance)
     return MaskRun(len(inputs.ids), time.perf_counter() - start, stats)
 
 

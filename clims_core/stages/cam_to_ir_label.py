@@ -11,45 +11,36 @@ each shard writing a part that ``merge_masks`` joins.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from clims_core.data.shards import check_shard
 from clims_core.refine.crf import CrfSettings, ir_label
-from clims_core.refine.per_image import masks_from_cams, open_shard
+from clims_core.refine.per_image import ShardSettings, masks_from_cams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class IrLabelSettings:
-    split: str = "train_aug"
+class IrLabelSettings(ShardSettings):
     fg_thres: float = 0.30  # IRNet conf_fg_thres
     bg_thres: float = 0.05  # IRNet conf_bg_thres (0.10 in the later CLIMS code)
     crf: CrfSettings = field(default_factory=CrfSettings)
-    shard: int = 0
-    shards: int = 1
     processes: int = 1
 
     def __post_init__(self) -> None:
-        check_shard(self.shard, self.shards)
+        super().__post_init__()
         if not 0 < self.bg_thres <= self.fg_thres < 1:
             raise ValueError(f"refine.ir_label: expected 0 < bg_thres <= fg_thres < 1, got bg_thres {self.bg_thres}, "
                              f"fg_thres {self.fg_thres}")
-
-    def section(self) -> dict[str, Any]:
-        """What the labels depend on (recorded in the index; shard and process counts do not change them)."""
-        return {"split": self.split, "fg_thres": self.fg_thres, "bg_thres": self.bg_thres, "crf": asdict(self.crf)}
 
 
 def run(settings: IrLabelSettings, manifest_path: str | Path, store_path: str | Path, folder: str | Path,
         index_path: str | Path, method: str | None = None) -> dict[str, Any]:
     """IR labels of the split's images (this shard's) into ``folder``; writes the index (or the shard's part) last."""
-    inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
     to_label = partial(ir_label, fg_thres=settings.fg_thres, bg_thres=settings.bg_thres, settings=settings.crf)
-    done = masks_from_cams(to_label, "cam_to_ir_label", inputs, store_path, folder, index_path, settings.section(),
+    done = masks_from_cams(to_label, "cam_to_ir_label", settings, manifest_path, store_path, folder, index_path,
                            settings.processes, kind="ir_label", method=method)
     pixels = max(done.stats["pixels"], 1)
     log.info("%d IR labels in %.1f s (%.1f img/s): %.1f%% foreground, %.1f%% background, %.1f%% ignored",

@@ -9,46 +9,38 @@ as probabilities instead of the thresholded labels). Masks go to a mask folder l
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from clims_core.data.shards import check_shard
 from clims_core.refine.crf import CrfSettings, crf_mask
-from clims_core.refine.per_image import masks_from_cams, open_shard
+from clims_core.refine.per_image import ShardSettings, masks_from_cams
 
 log = logging.getLogger(__name__)
 UNARIES = ("labels", "scores")
 
 
 @dataclass(frozen=True)
-class CrfMaskSettings:
-    split: str = "train_aug"
+class CrfMaskSettings(ShardSettings):
     bg_thres: float = 0.3
     unary: str = "labels"
     crf: CrfSettings = field(default_factory=CrfSettings)
-    shard: int = 0
-    shards: int = 1
     processes: int = 1
 
     def __post_init__(self) -> None:
-        check_shard(self.shard, self.shards)
+        super().__post_init__()
         if not 0 < self.bg_thres < 1:
             raise ValueError(f"refine.crf.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
         if self.unary not in UNARIES:
             raise ValueError(f"refine.crf.unary: expected one of {UNARIES}, got {self.unary!r}")
 
-    def section(self) -> dict[str, Any]:
-        return {"split": self.split, "bg_thres": self.bg_thres, "unary": self.unary, "crf": asdict(self.crf)}
-
 
 def run(settings: CrfMaskSettings, manifest_path: str | Path, store_path: str | Path, folder: str | Path,
         index_path: str | Path, method: str | None = None) -> dict[str, Any]:
     """CRF masks of the split's images (this shard's) into ``folder``; the index (or the shard's part) last."""
-    inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
     to_mask = partial(crf_mask, bg_thres=settings.bg_thres, settings=settings.crf, unary=settings.unary)
-    done = masks_from_cams(to_mask, "crf_masks", inputs, store_path, folder, index_path, settings.section(),
+    done = masks_from_cams(to_mask, "crf_masks", settings, manifest_path, store_path, folder, index_path,
                            settings.processes, kind="pseudo_masks", refiner="crf", method=method)
     log.info("%d CRF masks in %.1f s (%.1f img/s)", done.images, done.seconds, done.rate)
     return done.summary()

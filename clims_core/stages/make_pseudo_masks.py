@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from clims_core.data.shards import check_shard
 from clims_core.device import pick_device
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.io.digest import sha256_file
 from clims_core.models.irn import boundary_map, load_irn_model
-from clims_core.refine.per_image import masks_from_cams, open_shard
+from clims_core.refine.per_image import ShardSettings, masks_from_cams
 from clims_core.refine.random_walk import background_plane, propagate, walk_to_mask
 
 log = logging.getLogger(__name__)
@@ -33,22 +32,19 @@ BACKGROUNDS = ("threshold", "walk")
 
 
 @dataclass(frozen=True)
-class PseudoMaskSettings:
-    split: str = "train_aug"
+class PseudoMaskSettings(ShardSettings):
     beta: float = 10.0
     exp_times: int = 8
     radius: int = 5
     bg_thres: float = 0.25  # IRNet sem_seg_bg_thres (0.2 in the later CLIMS code)
     background: str = "threshold"  # IRNet: a constant plane after the walk; "walk": AffinityNet's walked plane
     alpha: float = 1.0  # background = (1 - max cam)^alpha when background == "walk"
-    shard: int = 0
-    shards: int = 1
     device: str = "auto"
     precision: str = "auto"  # see clims_core.device.autocast
     threads: int = 1
 
     def __post_init__(self) -> None:
-        check_shard(self.shard, self.shards)
+        super().__post_init__()
         if not 0 < self.bg_thres < 1:
             raise ValueError(f"refine.random_walk.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
         if self.background not in BACKGROUNDS:
@@ -56,10 +52,6 @@ class PseudoMaskSettings:
         if self.exp_times < 0 or self.radius < 2 or self.beta <= 0 or self.alpha <= 0:
             raise ValueError(f"refine.random_walk: expected exp_times >= 0, radius >= 2, beta > 0, alpha > 0; got "
                              f"exp_times {self.exp_times}, radius {self.radius}, beta {self.beta}, alpha {self.alpha}")
-
-    def section(self) -> dict[str, Any]:
-        return {"split": self.split, "beta": self.beta, "exp_times": self.exp_times, "radius": self.radius,
-                "bg_thres": self.bg_thres, "background": self.background, "alpha": self.alpha}
 
 
 def pseudo_mask(model: torch.nn.Module, image: np.ndarray, cams: np.ndarray, keys: np.ndarray,
@@ -113,12 +105,11 @@ def run(settings: PseudoMaskSettings, manifest_path: str | Path, store_path: str
     scales better over processes than over threads); on CUDA one process does all.
     """
     device = pick_device(settings.device, settings.threads)
-    inputs = open_shard(manifest_path, store_path, settings.split, settings.shard, settings.shards)
     # a bad checkpoint fails here, before any worker starts (no network is built in this process: workers are forked)
     load_checkpoint(irn_checkpoint, required=("model", "config", "step", "architecture"))
     processes = max(1, settings.threads) if device.type == "cpu" else 1
     walk = _RandomWalk(settings, Path(irn_checkpoint), str(device), 1 if processes > 1 else settings.threads)
-    done = masks_from_cams(walk, "make_pseudo_masks", inputs, store_path, folder, index_path, settings.section(),
+    done = masks_from_cams(walk, "make_pseudo_masks", settings, manifest_path, store_path, folder, index_path,
                            processes, high_res=False, kind="pseudo_masks", refiner="irn", method=method,
                            irn_checkpoint_sha256=sha256_file(irn_checkpoint))
     log.info("%d pseudo masks in %.1f s (%.1f img/s, %d process(es))", done.images, done.seconds, done.rate,
