@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from clims_core.config import merge_config
+from clims_core.data.voc_standin import VOC_SPLIT_SIZES
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -89,7 +90,7 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-VOC_SPLITS = {"train_aug": 10_582, "train": 1_464, "val": 1_449}
+VOC_SPLITS = VOC_SPLIT_SIZES  # the real dataset's split sizes, from the stand-in that mimics them
 
 
 def make_fake_voc(root: Path) -> Path:
