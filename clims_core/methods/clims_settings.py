@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
 CBS_REDUCTIONS = ("mean", "sum", "sum_mean", "any_word")  # as clims_core.losses.clims.background_suppression
@@ -94,13 +94,24 @@ VOC_CLASS_NAMES_IMPROVED = {"diningtable": "dining table", "person": "player", "
 VOC_BACKGROUND_IMPROVED = ["tree", "river", "sea", "lake", "water", "railway", "railroad", "track", "stone", "rocks"]
 VOC_BACKGROUND_CVPR = {"boat": ["river", "water", "lake", "sea", "building"],
                        "train": ["railroad", "railway", "branches", "tree"]}
+
+
+def _own_defaults() -> dict:
+    """:class:`ClimsSettings`'s defaults as config values: the later public code's knobs, which are preset
+    ``improved``'s (background words aside: they come from the dataset, see :func:`resolve_clims_section`)."""
+    values = {}
+    for f in fields(ClimsSettings):
+        if f.name == "background_words":
+            continue
+        value = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        values[f.name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
 PRESETS: dict[str, dict] = {
-    "improved": {"epochs": 15, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 24.0, 1.0, 0.2],
-                 "background_channel": False, "cbs_threshold": 0.26, "cbs_reduction": "sum", "class_weights": {},
-                 "similarity": "cosine", "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts",
-                 "otm_softmax": "all_prompts", "object_prompt": "a photo of {name}.",
-                 "background_prompt": "a photo of {name}.", "class_names": VOC_CLASS_NAMES_IMPROVED,
-                 "score_clamp": "both", "classification_weight": 0.0},
+    # the dataclass's defaults, with the later code's training schedule and its VOC prompt form
+    "improved": {"epochs": 15, "batch_size": 16, "lr": 0.00025, **_own_defaults(),
+                 "object_prompt": "a photo of {name}.", "class_names": VOC_CLASS_NAMES_IMPROVED},
     "cvpr": {"epochs": 10, "batch_size": 16, "lr": 0.00025, "loss_weights": [10.0, 25.0, 29.5, 1.15],
              "background_channel": True, "cbs_threshold": None, "cbs_reduction": "sum_mean",
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
