@@ -34,8 +34,8 @@ from clims_core.io.atomic import atomic_path
 from clims_core.metrics.ranking import mean_average_precision
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk, imagenet_normalize
 from clims_core.tags import canonical_json
-from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.schedules import warmup_cosine
 from clims_core.version import code_version
 

@@ -25,9 +25,9 @@ from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.cam_net import CamNet, load_cam_model
 from clims_core.tags import canonical_json
+from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.optim import grouped_sgd
 from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
-from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 

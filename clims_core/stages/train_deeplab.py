@@ -26,9 +26,9 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.deeplab import DeepLab, DeepLabSpec
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.tags import canonical_json
+from clims_core.training.loop import LoopSettings, LossStep, PairedStreams, ResumeState, train_loop
 from clims_core.training.optim import grouped_sgd
 from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
-from clims_core.training.loop import LoopSettings, LossStep, PairedStreams, ResumeState, train_loop
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 

@@ -34,9 +34,9 @@ from clims_core.refine.affinity import PairIndex
 from clims_core.refine.irn_data import AffinityDataset, check_scale_range
 from clims_core.refine.mask_folder import MaskFolder
 from clims_core.tags import canonical_json
-from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training import distributed
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 

@@ -31,10 +31,10 @@ from clims_core.models.cct import CCT, DEFAULT_DECODERS, CctSpec, EncoderSpec, P
 from clims_core.models.segmentation import architecture_of, check_trunk_init, initialise_trunk_from_cam
 from clims_core.methods.cct_objective import CctLossSettings, cct_step
 from clims_core.tags import canonical_json
-from clims_core.training.optim import grouped_sgd
-from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training import distributed
 from clims_core.training.loop import LoopSettings, PairedStreams, ResumeState, train_loop
+from clims_core.training.optim import grouped_sgd
+from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
 

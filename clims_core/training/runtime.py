@@ -9,8 +9,8 @@ trainer's own fields keep their positions, and no call can pass a seed where a d
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
