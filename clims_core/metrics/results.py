@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tqdm import tqdm
-
 import numpy as np
+from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.io.masks import load_mask

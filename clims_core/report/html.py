@@ -195,7 +195,6 @@ def trunk_section(trunk: Mapping[str, Any]) -> str:
                    + f'<p class="note">{escape(note)}</p>')
 
 
-
 def _per_key_table(runs: dict[str, dict[str, Any]], names: list[str], field: str, title: str, key_label: str) -> str:
     """One row per key of ``runs[name][field]`` (a class or a word), one column per run that has the field; "" if none."""
     having = [n for n in names if field in runs[n]]

@@ -36,6 +36,7 @@ from clims_core.refine.mask_folder import MaskFolder
 from clims_core.tags import canonical_json
 from clims_core.training import distributed
 from clims_core.training.loop import EpochPlan, LoopSettings, LossStep, ResumeState, train_loop
+from clims_core.training.optim import grouped_sgd
 from clims_core.training.runtime import TrainingRuntime, finish_training, ready_to_train, runtime_arguments
 from clims_core.training.schedules import poly
 from clims_core.version import code_version
@@ -122,10 +123,7 @@ def run(settings: IrnTrainSettings, manifest_path: str | Path, ir_index_path: st
     model = ready_to_train(EdgeNet(trunk), dist, device)
     objective = IrnObjective(model, PairIndex.build(settings.crop // STRIDE, settings.crop // STRIDE, settings.radius),
                              dist)
-    optimizer = torch.optim.SGD(model.branch_parameters(), lr=settings.lr, momentum=settings.momentum,
-                                weight_decay=settings.weight_decay)
-    for group in optimizer.param_groups:
-        group["initial_lr"] = settings.lr
+    optimizer = grouped_sgd([(model.branch_parameters(), settings.lr)], settings.momentum, settings.weight_decay)
     identity = canonical_json([asdict(settings), str(ir_index_path), str(cam_checkpoint), code_version()])
     resume = ResumeState(resume_path, identity)
     history, steps = train_loop(LossStep(objective, device, dist, settings.precision), model, optimizer, source,
