@@ -29,17 +29,18 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from clims_core.metrics.world_study import (DEMO_WORLD, markdown_table, row_from_evals, run_config,  # noqa: E402
-                                            summarise, world_names)
+from clims_core.metrics.world_study import (DEMO_WORLD, clip_table, markdown_table, row_from_evals,  # noqa: E402
+                                            run_config, summarise, world_names)
 
 WORLDS = REPO / "config" / "worlds"
 SIZES = {"reduced": REPO / "config" / "reduced.yaml", "full": None}
 
 
-def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None = None) -> subprocess.CompletedProcess:
+def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None = None,
+               until: tuple[str, ...] = ("eval_cams", "eval_clip")) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
                "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores),
-               "--until", "eval_cams", "eval_clip", *args]
+               "--until", *until, *args]
     if triggers:
         command += ["--rerun-triggers", *triggers]
     # cwd: the run folder, as `python -m` puts the cwd first on sys.path (a checkout there would shadow PYTHONPATH).
@@ -47,10 +48,10 @@ def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def _eval_files(workdir: Path, cores: int) -> tuple[dict[str, Path], Path | None]:
+def _eval_files(workdir: Path, cores: int, until: tuple[str, ...]) -> tuple[dict[str, Path], Path | None]:
     """Each method's eval_train.json and eval_clip's JSON in this config's DAG (Snakemake's --summary lists exactly
     this config's paths, whatever else earlier recipes left in the folder)."""
-    summary = _snakemake(workdir, cores, "--summary")
+    summary = _snakemake(workdir, cores, "--summary", until=until)
     files, clip = {}, None
     for line in summary.stdout.splitlines():
         path, *_ = line.split("\t")
@@ -87,12 +88,15 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, required=True, help="appended: one line per run")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and run nothing")
+    parser.add_argument("--clip-only", action="store_true",
+                        help="only the CLIPs (--until eval_clip): for fine-tuning recipes; prints the CLIP table")
     parser.add_argument("--rerun-triggers", nargs="+", default=None,
                         help="passed to Snakemake; 'mtime input' keeps the worlds, CLIPs and plain CAMs an earlier "
                              "commit made when a new recipe's code changed a shared module (the code trigger)")
     args = parser.parse_args()
 
     recipes = [_recipe(spec) for spec in args.recipes] or [("default", [])]
+    until = ("eval_clip",) if args.clip_only else ("eval_cams", "eval_clip")
     if not args.table_only:
         base = yaml.safe_load(args.config.read_text())
         size = yaml.safe_load(SIZES[args.size].read_text()) if SIZES[args.size] else None
@@ -106,13 +110,13 @@ def main() -> None:
                     config = run_config(base, overlay, size, recipe_overlay, seed, args.methods)
                     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
                     start = time.time()
-                    result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers)
+                    result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers, until=until)
                     wall = round(time.time() - start, 1)
                     if result.returncode:
                         print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "
                               f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
                         continue
-                    cam_files, clip_file = _eval_files(workdir, args.cores)
+                    cam_files, clip_file = _eval_files(workdir, args.cores, until)
                     evals = {method: json.loads(path.read_text()) for method, path in cam_files.items()}
                     row = row_from_evals(world, seed, recipe, args.size, evals,
                                          json.loads(clip_file.read_text()) if clip_file else None)
@@ -120,12 +124,16 @@ def main() -> None:
                     with open(args.jsonl, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")
                     print(f"{world} seed {seed} {recipe}: "
-                          + ", ".join(f"{m} {r['miou']:.1f}" for m, r in row["methods"].items()) + f" ({wall:.0f} s)",
-                          flush=True)
+                          + ", ".join([f"{m} {r['miou']:.1f}" for m, r in row["methods"].items()]
+                                      + [f"{c} object crops {r['object_accuracy']:.1f}" for c, r in row["clip"].items()])
+                          + f" ({wall:.0f} s)", flush=True)
     rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
     names = {name for name, _ in recipes}
     chosen = [row for row in rows if row["recipe"] in names or args.table_only]
-    print(markdown_table(summarise(chosen, method=args.compare), method=args.compare))
+    if args.clip_only:
+        print(clip_table(chosen))
+    else:
+        print(markdown_table(summarise(chosen, method=args.compare), method=args.compare))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def row_from_evals(world: str, seed: int, recipe: str, size: str, evals: dict[st
     (pretrained, finetuned) its zero-shot mAP and the stuff test's masked-crop accuracies, in percent."""
     clips = {name: {"zero_shot_map": round(100 * result["zero_shot_map"], 2),
                     "object_accuracy": round(100 * result["stuff_test"]["object_accuracy"], 2),
-                    "stuff_accuracy": round(100 * result["stuff_test"]["stuff_accuracy"], 2)}
+                    "stuff_accuracy": round(100 * result["stuff_test"]["stuff_accuracy"], 2),
+                    "object_crops": result["stuff_test"]["crops"]["object"]}
              for name, result in (clip_eval or {}).items()}
     methods = {}
     for method, result in evals.items():
@@ -146,4 +147,29 @@ def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_m
                      f"| {mean(s.deltas):+.1f} ± {spread(s.deltas):.1f} "
                      f"| {s.wins}/{len(s.seeds)} | {worst_text} | {'yes' if s.meets(miou_margin, fp_margin) else 'no'} "
                      f"| {clip_text} |")
+    return "\n".join(lines)
+
+
+def clip_table(rows: list[dict]) -> str:
+    """Per (world, recipe): what fine-tuning did to the CLIP, mean ± sample sd over seeds (last run per seed).
+
+    Issue 15's target is that fine-tuning never costs more than 2 points of masked-object accuracy on any world; the
+    crop count says how coarse one world's figure is (one crop of 50 is 2 points)."""
+    groups: dict[tuple[str, str], dict[int, dict]] = {}
+    for row in rows:
+        if {"finetuned", "pretrained"} <= set(row.get("clip", {})):
+            groups.setdefault((row["world"], row["recipe"]), {})[row["seed"]] = row["clip"]
+    lines = ["| world | recipe | seeds | object crops | pretrained object acc | fine-tuned | change | zero-shot mAP "
+             "pretrained -> fine-tuned |", "|---|---|---|---|---|---|---|---|"]
+    for (world, recipe), by_seed in groups.items():
+        clips = [by_seed[seed] for seed in sorted(by_seed)]
+        before = [c["pretrained"]["object_accuracy"] for c in clips]
+        after = [c["finetuned"]["object_accuracy"] for c in clips]
+        change = [a - b for a, b in zip(after, before)]
+        crops = [c["finetuned"].get("object_crops") for c in clips]
+        crops_text = f"{mean([c for c in crops if c is not None]):.0f}" if None not in crops else "-"
+        lines.append(f"| {world} | {recipe} | {len(clips)} | {crops_text} | {mean(before):.1f} | {mean(after):.1f} "
+                     f"| {mean(change):+.1f} ± {spread(change):.1f} "
+                     f"| {mean([c['pretrained']['zero_shot_map'] for c in clips]):.1f} -> "
+                     f"{mean([c['finetuned']['zero_shot_map'] for c in clips]):.1f} |")
     return "\n".join(lines)

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from clims_core.config import validate_config
-from clims_core.metrics.world_study import (WorldSummary, markdown_table, mean, row_from_evals, run_config, spread,
-                                            summarise, world_names, world_overlays)
+from clims_core.metrics.world_study import (WorldSummary, clip_table, markdown_table, mean, row_from_evals, run_config,
+                                            spread, summarise, world_names, world_overlays)
 from tests.e2e.workflow import REPO
 
 WORLDS = REPO / "config" / "worlds"
@@ -52,16 +52,36 @@ def test_run_config_orders_size_world_seed_recipe():
 def test_row_from_evals_rounds_and_skips_undefined_rates():
     evals = {"cam": {"miou": 41.23456, "best_threshold": 0.4,
                      "confounder_fp": {"train/railroad": {"rate": 0.123456}, "boat/water": {"rate": None}}}}
-    clip = {name: {"zero_shot_map": 0.9, "stuff_test": {"object_accuracy": acc, "stuff_accuracy": 0.5}}
+    clip = {name: {"zero_shot_map": 0.9, "stuff_test": {"object_accuracy": acc, "stuff_accuracy": 0.5,
+                                                        "crops": {"object": 51, "stuff": 60}}}
             for name, acc in (("pretrained", 0.92), ("finetuned", 0.391))}
     row = row_from_evals("small_parts", 2, "default", "reduced", evals, clip)
     assert row == {"world": "small_parts", "seed": 2, "recipe": "default", "size": "reduced",
                    "methods": {"cam": {"miou": 41.23, "fp": {"train/railroad": 12.35}, "best_threshold": 0.4}},
-                   "clip": {"pretrained": {"zero_shot_map": 90.0, "object_accuracy": 92.0, "stuff_accuracy": 50.0},
-                            "finetuned": {"zero_shot_map": 90.0, "object_accuracy": 39.1, "stuff_accuracy": 50.0}}}
+                   "clip": {"pretrained": {"zero_shot_map": 90.0, "object_accuracy": 92.0, "stuff_accuracy": 50.0,
+                                           "object_crops": 51},
+                            "finetuned": {"zero_shot_map": 90.0, "object_accuracy": 39.1, "stuff_accuracy": 50.0,
+                                          "object_crops": 51}}}
     (summary,) = summarise([{**row, "methods": {**row["methods"], "clims": row["methods"]["cam"]}}])
     assert summary.clip_object_change == [-52.9]
     assert markdown_table([summary]).endswith("| -52.9 |")
+
+
+def _clip_row(world, seed, recipe, before, after, crops=50):
+    return {"world": world, "seed": seed, "recipe": recipe, "size": "reduced", "methods": {},
+            "clip": {"pretrained": {"zero_shot_map": 80.0, "object_accuracy": before, "object_crops": crops},
+                     "finetuned": {"zero_shot_map": 84.0, "object_accuracy": after, "object_crops": crops}}}
+
+
+def test_clip_table_pairs_fine_tuned_with_pretrained_per_seed():
+    rows = [_clip_row("a", 0, "ft", 96.0, 90.0), _clip_row("a", 1, "ft", 94.0, 92.0),
+            _clip_row("a", 0, "ft", 96.0, 95.0),  # a rerun of seed 0: the last counts
+            _clip_row("a", 0, "wise", 96.0, 97.0, crops=400),
+            {"world": "b", "seed": 0, "recipe": "ft", "methods": {}, "clip": {"pretrained": {}}}]  # no fine-tuned CLIP
+    lines = clip_table(rows).splitlines()
+    assert len(lines) == 4
+    assert lines[2] == "| a | ft | 2 | 50 | 95.0 | 93.5 | -1.5 ± 0.7 | 80.0 -> 84.0 |"
+    assert lines[3] == "| a | wise | 1 | 400 | 96.0 | 97.0 | +1.0 ± 0.0 | 80.0 -> 84.0 |"
 
 
 def test_summarise_pairs_seeds_and_finds_the_worst_pair():

@@ -40,6 +40,7 @@ def test_pretraining_improves_loss_and_heldout_retrieval(pretrained):
 
 
 def test_finetune_writes_a_loadable_checkpoint(pretrained, tiny_world, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
     settings = finetune_clip.FinetuneClipSettings(
         training=ContrastiveSettings(epochs=1, batch_size=16, lr=5e-5, weight_decay=1e-3, optimizer="sgd"), threads=THREADS)
     metrics = finetune_clip.run(settings, tiny_world["manifest"], None, str(pretrained[0]), tmp_path / "ft.pt",
@@ -48,6 +49,23 @@ def test_finetune_writes_a_loadable_checkpoint(pretrained, tiny_world, tmp_path)
     before, after = load_clip(None, pretrained[0]).model.state_dict(), load_clip(None, tmp_path / "ft.pt").model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed, "fine-tuning changed no weight"
+    return before, after
+
+
+def test_finetune_weight_interpolation_saves_the_blend_of_start_and_fine_tuned(pretrained, tiny_world, tmp_path):
+    """WiSE-FT at 0.5: every weight halfway between the starting CLIP and the same fine-tuning's result."""
+    before, tuned = test_finetune_writes_a_loadable_checkpoint(pretrained, tiny_world, tmp_path / "full")
+    settings = finetune_clip.FinetuneClipSettings(
+        training=ContrastiveSettings(epochs=1, batch_size=16, lr=5e-5, weight_decay=1e-3, optimizer="sgd"),
+        threads=THREADS, weight_interpolation=0.5)
+    metrics = finetune_clip.run(settings, tiny_world["manifest"], None, str(pretrained[0]), tmp_path / "ft.pt",
+                                tmp_path / "ft.json")
+    assert metrics["weight_interpolation"] == 0.5
+    blended = load_clip(None, tmp_path / "ft.pt").model.state_dict()
+    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], tuned[k])]
+    assert moved
+    for key in moved:
+        torch.testing.assert_close(blended[key], (before[key] + tuned[key]) / 2, rtol=1e-4, atol=1e-6)
 
 
 def test_label_texts_name_every_class_in_order(tiny_world):
@@ -86,7 +104,8 @@ def test_finetune_in_two_gloo_processes_matches_one_process(pretrained, tiny_wor
     """finetune_clip under torchrun: features gathered with autograd, so each process's loss is the global batch's
     and DDP's average is one process's gradient: the weight updates agree up to float summation order."""
     section = {"template": "a photo of {names}.", "epochs": 1, "batch_size": 16, "lr": 0.05, "momentum": 0.9,
-               "weight_decay": 1e-3, "mask_probability": 0.0}
+               "weight_decay": 1e-3, "mask_probability": 0.0,
+               "weight_interpolation": 1.0}
     before = load_clip(None, pretrained[0]).model.state_dict()
     updates = {}
     for processes in (1, 2):
@@ -114,3 +133,6 @@ def test_finetune_settings_take_the_masking_share_from_the_config():
     assert settings.training.mask_probability == 0.4 and settings.training.optimizer == "sgd"
     default = validate_config(demo_config_with())["clip"]["finetune_settings"]
     assert finetune_clip.settings_from_config(default, {}, 0, "cpu", 1).training.mask_probability == 0.0
+    assert finetune_clip.settings_from_config(default, {}, 0, "cpu", 1).weight_interpolation == 1.0
+    wise = validate_config(demo_config_with({"clip": {"finetune_settings": {"weight_interpolation": 0.5}}}))
+    assert finetune_clip.settings_from_config(wise["clip"]["finetune_settings"], {}, 0, "cpu", 1).weight_interpolation == 0.5
