@@ -7,6 +7,9 @@ with PIL bicubic (IRNet's ``pil_rescale``: antialiased when shrinking) before no
 bilinear`` as float bilinear without antialiasing on the device (this project's earlier behaviour). Images are decoded
 and resized in DataLoader workers and the store is written from a background thread, so the network is rarely idle.
 ``shard``/``shards`` split the image list (ids ``shard::shards``) for parallel jobs merged by ``merge_cams``.
+
+``reuse_path`` names a finished store of the same checkpoint and settings (the train split's, when this is train_aug:
+VOC's train is inside train_aug): the images it holds are copied, bit for bit, instead of computed again.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from tqdm import tqdm
 from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.data.shards import check_shard, shard_ids
-from clims_core.io.cam_store import CamStoreWriter
+from clims_core.io.cam_store import CamStore, CamStoreWriter, check_cam_classes
 from clims_core.io.digest import sha256_file
 from clims_core.losses.cam import normalised_cams
 from clims_core.models.cam_net import load_cam_model
@@ -131,9 +134,23 @@ def multiscale_cams(model: torch.nn.Module, image_u8: torch.Tensor, scales: tupl
     return low, high
 
 
+def _reusable(reuse_path: str | Path, checkpoint_sha256: str, provenance: dict) -> CamStore:
+    """The store to copy from, once it is shown to hold the same network's maps made the same way."""
+    store = CamStore(reuse_path)
+    attrs = store.attrs
+    made = {key: attrs["config"].get(key) for key in ("scales", "resize", "flip", "train")}
+    wanted = {key: provenance[key] for key in made}
+    if attrs["checkpoint_sha256"] != checkpoint_sha256 or made != wanted:
+        store.close()
+        raise ValueError(f"{reuse_path}: its CAMs come from another checkpoint or other cams settings than this "
+                         f"make_cams job's (checkpoint {attrs['checkpoint_sha256'][:12]} vs {checkpoint_sha256[:12]}, "
+                         f"settings {made} vs {wanted}); remove it or set cams.reuse_train: false")
+    return store
+
+
 @torch.no_grad()
 def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: str | Path, store_path: str | Path,
-        config: dict | None = None) -> dict:
+        config: dict | None = None, reuse_path: str | Path | None = None) -> dict:
     start = time.perf_counter()
     device = pick_device(settings.device, settings.threads)
     manifest = Manifest.load(manifest_path)
@@ -141,14 +158,23 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
     model = model.to(device, memory_format=memory_format(device))
     ids = shard_ids(manifest.ids(settings.split), settings.shard, settings.shards)
     labels = dict(zip(manifest.ids(settings.split), manifest.labels(settings.split)))
-    prescale = settings.scales if settings.resize == "pil_bicubic" else None
-    loader = DataLoader(_Images(manifest, ids, labels, prescale), batch_size=None, num_workers=settings.workers)
     # The shard index stays out: merge_cams requires the shards of one split to share this config's hash.
     provenance = {"method": payload["config"].get("method"), "split": settings.split, "scales": list(settings.scales),
                   "resize": settings.resize, "flip": settings.flip, "shards": settings.shards,
                   "train": payload["config"]}
-    with CamStoreWriter(store_path, provenance, sha256_file(checkpoint_path)) as writer, \
+    checkpoint_sha256 = sha256_file(checkpoint_path)
+    reuse = _reusable(reuse_path, checkpoint_sha256, provenance) if reuse_path else None
+    copied = [image_id for image_id in ids if reuse is not None and image_id in reuse]
+    to_compute = [image_id for image_id in ids if reuse is None or image_id not in reuse]
+    prescale = settings.scales if settings.resize == "pil_bicubic" else None
+    loader = DataLoader(_Images(manifest, to_compute, labels, prescale), batch_size=None, num_workers=settings.workers)
+    with CamStoreWriter(store_path, provenance, checkpoint_sha256) as writer, \
             ThreadPoolExecutor(max_workers=1) as background:
+        for image_id in copied:
+            writer.write(image_id, *_copied_maps(reuse, image_id, labels[image_id], manifest.classes))
+        if reuse is not None:
+            reuse.close()
+            log.info("%d of %d images copied from %s", len(copied), len(ids), reuse_path)
         pending = []
         progress = tqdm(loader, desc=f"make_cams[{settings.split} {settings.shard + 1}/{settings.shards}]", unit="img",
                         mininterval=2.0)
@@ -163,5 +189,15 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
         for future in pending:
             future.result()
     seconds = time.perf_counter() - start
-    log.info("%d images -> %s in %.1f s (%.1f img/s)", len(ids), store_path, seconds, len(ids) / max(seconds, 1e-9))
-    return {"images": len(ids), "seconds": seconds}
+    log.info("%d images (%d computed) -> %s in %.1f s (%.1f img/s)", len(ids), len(to_compute), store_path, seconds,
+             len(ids) / max(seconds, 1e-9))
+    return {"images": len(ids), "computed": len(to_compute), "seconds": seconds}
+
+
+def _copied_maps(store: CamStore, image_id: str, label: np.ndarray,
+                 classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, stride-4 maps, full-size maps) of one image from ``store``; float16 -> float32 -> float16 is exact."""
+    keys, low = store.read(image_id, high_res=False)
+    _, high = store.read(image_id, high_res=True)
+    check_cam_classes(store.path, image_id, keys, label, classes)
+    return keys, low, high

@@ -77,6 +77,8 @@ SECTION_EDITS = [
     ("cam.puzzlecam.alpha", 1.23, {"train_cam", "make_cams", "eval_cams"},
      {*UPSTREAM, "cam_to_ir_label", "train_irn", "crf_masks"}),  # PuzzleCAM's CAMs are not refined in the tiny run
     ("cams.scales", [1.0, 0.75], {"make_cams", "eval_cams", "cam_to_ir_label", "crf_masks"}, {*UPSTREAM, "train_cam"}),
+    # reuse_train changes make_cams[train_aug]'s inputs, so it is in the tag too: the recomputed store gets its own folder
+    ("cams.reuse_train", False, {"make_cams", "cam_to_ir_label", "crf_masks"}, {*UPSTREAM, "train_cam"}),
     ("refine.irn.lr", 0.0123, {"train_irn", "make_pseudo_masks"},
      {*UPSTREAM, "train_cam", "make_cams", "cam_to_ir_label", "crf_masks"}),
     ("refine.random_walk.beta", 9.5, {"make_pseudo_masks"}, {*UPSTREAM, "make_cams", "cam_to_ir_label", "train_irn"}),

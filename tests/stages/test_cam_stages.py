@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStore
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.models.backbone import BackboneSpec
@@ -51,6 +52,35 @@ def test_clims_starts_from_cam_and_changes_only_through_clip(tiny_world, cam_che
 def test_clims_needs_its_inputs(tiny_world, tmp_path):
     with pytest.raises(ValueError, match="cam checkpoint"):
         train_cam.run(settings("clims"), tiny_world["manifest"], tmp_path / "c.pt", tmp_path / "c.json")
+
+
+def test_make_cams_reuses_the_train_stores_maps_bit_for_bit(tiny_world, cam_checkpoint, tmp_path):
+    """train_aug's store copies the images the train split's store holds: the same bytes as computing them, only the
+    rest computed; a store of other settings is refused by name."""
+    manifest = Manifest.load(tiny_world["manifest"])
+    train, train_aug = set(manifest.ids("train")), manifest.ids("train_aug")
+    shared = [i for i in make_cams.shard_ids(train_aug, 1, 2) if i in train]
+    assert shared, "the tiny world's train split lies inside train_aug, as VOC's"
+    made = make_cams.MakeCamsSettings(split="train", scales=(1.0, 0.5), threads=THREADS)
+    make_cams.run(made, tiny_world["manifest"], cam_checkpoint, tmp_path / "train.h5")
+    aug = make_cams.MakeCamsSettings(split="train_aug", scales=(1.0, 0.5), shard=1, shards=2, threads=THREADS)
+    reused = make_cams.run(aug, tiny_world["manifest"], cam_checkpoint, tmp_path / "reused.h5",
+                           reuse_path=tmp_path / "train.h5")
+    computed = make_cams.run(aug, tiny_world["manifest"], cam_checkpoint, tmp_path / "computed.h5")
+    assert reused["images"] == computed["images"] == computed["computed"] == len(make_cams.shard_ids(train_aug, 1, 2))
+    assert reused["computed"] == reused["images"] - len(shared)
+    with CamStore(tmp_path / "reused.h5") as a, CamStore(tmp_path / "computed.h5") as b:
+        assert sorted(a.ids()) == sorted(b.ids())
+        for image_id in a.ids():
+            for high_res in (True, False):
+                keys_a, maps_a = a.read(image_id, high_res=high_res)
+                keys_b, maps_b = b.read(image_id, high_res=high_res)
+                assert np.array_equal(keys_a, keys_b) and np.array_equal(maps_a, maps_b), image_id
+        assert a.attrs["config"] == b.attrs["config"]
+    other = make_cams.MakeCamsSettings(split="train_aug", scales=(1.0,), shard=1, shards=2, threads=THREADS)
+    with pytest.raises(ValueError, match=r"train\.h5: its CAMs come from another checkpoint or other cams settings"):
+        make_cams.run(other, tiny_world["manifest"], cam_checkpoint, tmp_path / "x.h5", reuse_path=tmp_path / "train.h5")
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_make_cams_store_and_shards(tiny_world, cam_checkpoint, tmp_path):

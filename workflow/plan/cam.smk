@@ -68,6 +68,15 @@ def make_cams_settings(wildcards) -> dict:
             "workers": CAMS["workers"]}
 
 
+def make_cams_inputs(wildcards) -> dict[str, str]:
+    """The network, and for train_aug (with cams.reuse_train) the train split's finished store, whose images
+    (VOC's train lies inside train_aug) make_cams copies instead of computing again."""
+    inputs = {"manifest": MANIFEST, "checkpoint": f"{RESULTS}/cam/{wildcards.method}-{wildcards.tag}/model.pt"}
+    if wildcards.split == "train_aug" and CAMS["reuse_train"]:
+        inputs["reuse"] = STORE.format(method=wildcards.method, tag=wildcards.tag, split="train")
+    return inputs
+
+
 def shard_stores(wildcards) -> list[str]:
     """merge_cams's inputs: every shard store of the split."""
     return gather.cams(SHARD_STORE, method=wildcards.method, tag=wildcards.tag, split=wildcards.split)

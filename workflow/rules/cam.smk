@@ -35,8 +35,7 @@ rule train_cam:
 
 rule make_cams:
     input:
-        manifest=MANIFEST,
-        checkpoint=f"{RESULTS}/cam/{{method}}-{{tag}}/model.pt",
+        unpack(make_cams_inputs),
     output:
         SHARD_STORE if SHARDED else STORE,
     params:

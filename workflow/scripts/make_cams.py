@@ -6,4 +6,4 @@ from clims_core.stages import make_cams
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], "make_cams"):
     settings = make_cams.MakeCamsSettings(**sm.params.settings, threads=sm.threads)
-    make_cams.run(settings, sm.input.manifest, sm.input.checkpoint, sm.output[0])
+    make_cams.run(settings, sm.input.manifest, sm.input.checkpoint, sm.output[0], reuse_path=sm.input.get("reuse"))
