@@ -117,7 +117,8 @@ def main() -> None:
                               f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
                         continue
                     cam_files, clip_file = _eval_files(workdir, args.cores, until)
-                    evals = {method: json.loads(path.read_text()) for method, path in cam_files.items()}
+                    evals = {} if args.clip_only else {method: json.loads(path.read_text())
+                                                       for method, path in cam_files.items()}
                     row = row_from_evals(world, seed, recipe, args.size, evals,
                                          json.loads(clip_file.read_text()) if clip_file else None)
                     row.update(commit=_commit(), wall_s=wall)
