@@ -167,7 +167,7 @@ def clip_table(rows: list[dict]) -> str:
         after = [c["finetuned"]["object_accuracy"] for c in clips]
         change = [a - b for a, b in zip(after, before)]
         crops = [c["finetuned"].get("object_crops") for c in clips]
-        crops_text = f"{mean([c for c in crops if c is not None]):.0f}" if None not in crops else "-"
+        crops_text = f"{mean(crops):.0f}" if None not in crops else "-"
         lines.append(f"| {world} | {recipe} | {len(clips)} | {crops_text} | {mean(before):.1f} | {mean(after):.1f} "
                      f"| {mean(change):+.1f} ± {spread(change):.1f} "
                      f"| {mean([c['pretrained']['zero_shot_map'] for c in clips]):.1f} -> "

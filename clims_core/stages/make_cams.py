@@ -164,8 +164,9 @@ def run(settings: MakeCamsSettings, manifest_path: str | Path, checkpoint_path: 
                   "train": payload["config"]}
     checkpoint_sha256 = sha256_file(checkpoint_path)
     reuse = _reusable(reuse_path, checkpoint_sha256, provenance) if reuse_path else None
-    copied = [image_id for image_id in ids if reuse is not None and image_id in reuse]
-    to_compute = [image_id for image_id in ids if reuse is None or image_id not in reuse]
+    held = set(reuse.ids()) if reuse is not None else set()
+    copied = [image_id for image_id in ids if image_id in held]
+    to_compute = [image_id for image_id in ids if image_id not in held]
     prescale = settings.scales if settings.resize == "pil_bicubic" else None
     loader = DataLoader(_Images(manifest, to_compute, labels, prescale), batch_size=None, num_workers=settings.workers)
     with CamStoreWriter(store_path, provenance, checkpoint_sha256) as writer, \

@@ -39,29 +39,37 @@ def test_pretraining_improves_loss_and_heldout_retrieval(pretrained):
     assert clip.model_name == "tiny" and clip.image_size == 32
 
 
-def test_finetune_writes_a_loadable_checkpoint(pretrained, tiny_world, tmp_path):
-    tmp_path.mkdir(exist_ok=True)
-    settings = finetune_clip.FinetuneClipSettings(
-        training=ContrastiveSettings(epochs=1, batch_size=16, lr=5e-5, weight_decay=1e-3, optimizer="sgd"), threads=THREADS)
-    metrics = finetune_clip.run(settings, tiny_world["manifest"], None, str(pretrained[0]), tmp_path / "ft.pt",
-                                tmp_path / "ft.json")
-    assert metrics["images"] == 160 and len(metrics["loss_per_epoch"]) == 1
-    before, after = load_clip(None, pretrained[0]).model.state_dict(), load_clip(None, tmp_path / "ft.pt").model.state_dict()
-    changed = [k for k in before if not torch.equal(before[k], after[k])]
-    assert changed, "fine-tuning changed no weight"
-    return before, after
-
-
-def test_finetune_weight_interpolation_saves_the_blend_of_start_and_fine_tuned(pretrained, tiny_world, tmp_path):
-    """WiSE-FT at 0.5: every weight halfway between the starting CLIP and the same fine-tuning's result."""
-    before, tuned = test_finetune_writes_a_loadable_checkpoint(pretrained, tiny_world, tmp_path / "full")
+def _finetune(pretrained, tiny_world, out, **settings) -> tuple[dict, dict]:
+    """One epoch of the paper's fine-tuning recipe (``settings`` added) into ``out``: (metrics, saved state dict)."""
+    out.mkdir(parents=True, exist_ok=True)
     settings = finetune_clip.FinetuneClipSettings(
         training=ContrastiveSettings(epochs=1, batch_size=16, lr=5e-5, weight_decay=1e-3, optimizer="sgd"),
-        threads=THREADS, weight_interpolation=0.5)
-    metrics = finetune_clip.run(settings, tiny_world["manifest"], None, str(pretrained[0]), tmp_path / "ft.pt",
-                                tmp_path / "ft.json")
+        threads=THREADS, **settings)
+    metrics = finetune_clip.run(settings, tiny_world["manifest"], None, str(pretrained[0]), out / "ft.pt",
+                                out / "ft.json")
+    return metrics, load_clip(None, out / "ft.pt").model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(pretrained, tiny_world, tmp_path_factory):
+    """(metrics, the starting CLIP's state dict, the fine-tuned one) of the paper's fine-tuning."""
+    metrics, after = _finetune(pretrained, tiny_world, tmp_path_factory.mktemp("finetune"))
+    return metrics, load_clip(None, pretrained[0]).model.state_dict(), after
+
+
+def test_finetune_writes_a_loadable_checkpoint(fine_tuned):
+    metrics, before, after = fine_tuned
+    assert metrics["images"] == 160 and len(metrics["loss_per_epoch"]) == 1
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "fine-tuning changed no weight"
+
+
+def test_finetune_weight_interpolation_saves_the_blend_of_start_and_fine_tuned(pretrained, tiny_world, fine_tuned,
+                                                                               tmp_path):
+    """WiSE-FT at 0.5: every weight halfway between the starting CLIP and the same fine-tuning's result."""
+    _, before, tuned = fine_tuned
+    metrics, blended = _finetune(pretrained, tiny_world, tmp_path, weight_interpolation=0.5)
     assert metrics["weight_interpolation"] == 0.5
-    blended = load_clip(None, tmp_path / "ft.pt").model.state_dict()
     moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], tuned[k])]
     assert moved
     for key in moved:
