@@ -55,14 +55,20 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
     names_with_background = ["background", *classes]
     entries = []
 
-    def decode(path: Path) -> np.ndarray:
+    def decode(path: Path) -> tuple[np.ndarray, torch.Tensor]:
+        """The image's pixels and its contiguous ``3 x H x W`` [0, 1] tensor, both made in the I/O thread (the
+        network's thread would otherwise copy the permuted view into its memory format itself)."""
         with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
+            pixels = np.array(image.convert("RGB"))
+        return pixels, torch.from_numpy(pixels).permute(2, 0, 1).contiguous().float().div_(255)
 
-    def write(name: str, pixels: np.ndarray, mask: np.ndarray) -> None:
+    def write(name: str, pixels: np.ndarray, mask: np.ndarray) -> list[str]:
+        """Writes the files; returns the names of the classes present (a count per label, not a sort)."""
         save_mask(out_dir / mask_dir / f"{name}.png", mask, atomic=False)  # out_dir is an atomic_directory's
         if overlay_dir:
             Image.fromarray(overlay(pixels, mask, 0.5)).save(out_dir / overlay_dir / f"{name}.jpg", quality=90)
+        counts = np.bincount(mask.ravel(), minlength=len(names_with_background))
+        return [names_with_background[i] for i in np.flatnonzero(counts[1:]) + 1]
 
     # One thread decodes the next image and writes the last one's files while the network runs (PIL and zlib release
     # the GIL); the predictions stay in order and in this thread.
@@ -71,17 +77,15 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
         writes = []
         for index, (path, name) in enumerate(tqdm(list(zip(paths, names)), desc=desc, unit="img",
                                                   mininterval=2.0)):
-            pixels = pending.result()
+            pixels, tensor = pending.result()
             if index + 1 < len(paths):
                 pending = io_thread.submit(decode, paths[index + 1])
-            tensor = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
             mask = predict_labels(model, tensor, settings.scales, settings.flip, device, settings.precision,
                                   settings.crf).astype(np.uint8)
             writes.append(io_thread.submit(write, name, pixels, mask))
             entries.append({"image": str(path), "mask": f"{mask_dir}/{name}.png",
                             "overlay": f"{overlay_dir}/{name}.jpg" if overlay_dir else None,
-                            "size": [int(mask.shape[1]), int(mask.shape[0])],
-                            "classes": [names_with_background[i] for i in np.unique(mask) if i > 0]})
-        for done in writes:
-            done.result()  # a failed write raises here
+                            "size": [int(mask.shape[1]), int(mask.shape[0])]})
+        for entry, done in zip(entries, writes):
+            entry["classes"] = done.result()  # a failed write raises here
     return entries

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from clims_core.device import autocast, memory_format, pick_device
-from clims_core.io.checkpoint import load_checkpoint
+from clims_core.io.checkpoint import CheckpointError, load_checkpoint
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk
 from clims_core.models.cam_net import load_cam_model
 from clims_core.models.cct import CCT, CctSpec, EncoderSpec, PerturbationSettings
@@ -66,8 +66,12 @@ def network_from_architecture(arch: dict[str, Any]) -> SegmentationNetwork:
 def load_seg_model(checkpoint_path: str | Path) -> tuple[SegmentationNetwork, dict]:
     """Rebuild a trained segmentation network from its checkpoint (safe load), in eval mode."""
     payload = load_checkpoint(checkpoint_path, required=("model", "config", "step", "architecture"))
-    model = network_from_architecture(payload["architecture"])
-    model.load_state_dict(payload["model"])
+    with torch.device("meta"):  # no random initialisation of weights the checkpoint replaces (a third of the load)
+        model = network_from_architecture(payload["architecture"])
+    model.load_state_dict(payload["model"], assign=True)
+    left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if left:
+        raise CheckpointError(f"{checkpoint_path}: tensors the checkpoint does not hold and the network does not build: {left[:5]}")
     return model.eval(), payload
 
 
@@ -105,27 +109,34 @@ def initialise_trunk_from_cam(model: SegmentationNetwork, checkpoint_path: str |
     trunk_of(model).load_state_dict(cam_model.trunk.state_dict())
 
 
+def _full_size_logits(model: SegmentationNetwork, image: torch.Tensor, scale: float, flip: bool,
+                      device: torch.device, precision: str) -> torch.Tensor:
+    """``1 x C x H x W`` logits of a ``1 x 3 x H x W`` image on ``device`` at one scale (``2 x ...`` with its mirrored
+    copy, still mirrored), padded to the output stride, cropped and upsampled back to the image's size."""
+    stride = model.output_stride
+    height, width = image.shape[-2:]
+    x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
+    h, w = x.shape[-2:]
+    if flip:  # mirrored before padding, so the padding is on the right of both and one crop fits both
+        x = torch.cat([x, x.flip(-1)])
+    pad_h, pad_w = math.ceil(h / stride) * stride - h, math.ceil(w / stride) * stride - w
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
+    with autocast(device, precision):
+        logits = model(x.contiguous(memory_format=memory_format(device))).float()[..., :h, :w]
+    if logits.shape[-2:] != (height, width):
+        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    return logits
+
+
 @torch.no_grad()
 def predict_probabilities(model: SegmentationNetwork, image: torch.Tensor, scales: tuple[float, ...], flip: bool,
                           device: torch.device, precision: str = "auto") -> torch.Tensor:
     """Summed softmax ``C x H x W`` of a ``3 x H x W`` [0, 1] image over scales (and mirrored copies)."""
-    stride = model.output_stride
-    height, width = image.shape[-2:]
     image = image.to(device)[None]
-    total = torch.zeros(model.n_classes, height, width, device=device)
+    total = torch.zeros(model.n_classes, *image.shape[-2:], device=device)
     for scale in scales:
-        x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
-        h, w = x.shape[-2:]
-        if flip:  # mirrored before padding, so the padding is on the right of both and one crop fits both
-            x = torch.cat([x, x.flip(-1)])
-        pad_h, pad_w = math.ceil(h / stride) * stride - h, math.ceil(w / stride) * stride - w
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
-        with autocast(device, precision):
-            logits = model(x.contiguous(memory_format=memory_format(device))).float()[..., :h, :w]
-        if logits.shape[-2:] != (height, width):
-            logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-        probs = F.softmax(logits, dim=1)
+        probs = F.softmax(_full_size_logits(model, image, scale, flip, device, precision), dim=1)
         total += probs[0] + (probs[1].flip(-1) if flip else 0)
     return total
 
@@ -141,6 +152,11 @@ def predict_labels(model: SegmentationNetwork, image: torch.Tensor, scales: tupl
                    device: torch.device, precision: str = "auto", crf: CrfSettings | None = None) -> np.ndarray:
     """``H x W`` int64 labels of a ``3 x H x W`` [0, 1] image: the argmax of :func:`predict_probabilities`, or, with
     ``crf``, denseCRF with those probabilities as the unary (DeepLab's post-processing)."""
+    if crf is None and tuple(scales) == (1.0,) and not flip:
+        # One view: the argmax of the logits is that of their softmax, without the softmax and the sum over views.
+        with torch.no_grad():
+            logits = _full_size_logits(model, image.to(device)[None], 1.0, False, device, precision)
+        return first_max(logits[0]).cpu().numpy()
     probabilities = predict_probabilities(model, image, scales, flip, device, precision)
     if crf is None:
         return first_max(probabilities).cpu().numpy()

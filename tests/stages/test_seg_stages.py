@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -262,3 +263,18 @@ def test_train_seg_in_two_gloo_processes_runs_the_single_process_schedule(reduce
     assert two["processes"] == 2 and one["steps"] == two["steps"] == 152 // 8
     for key in ("sup", "unsup", "weak"):  # same data and init: the epoch's mean losses agree roughly
         assert abs(one["history"][0][key] - two["history"][0][key]) <= 0.2 * abs(one["history"][0][key]), key
+
+
+def test_single_view_labels_are_the_argmax_of_the_softmax_path():
+    """One scale without flip or CRF skips the softmax (argmax of logits); labels equal the general path's, on an
+    image size that needs padding to the output stride."""
+    from clims_core.models.cct import CCT, CctSpec
+    from clims_core.models.segmentation import first_max, predict_labels
+
+    torch.manual_seed(0)
+    model = CCT(CctSpec(EncoderSpec(BackboneSpec(depth=18, width=8, norm="batch"), 8), 4, decoders={})).eval()
+    image = torch.rand(3, 42, 37)
+    labels = predict_labels(model, image, (1.0,), False, torch.device("cpu"))
+    general = first_max(predict_probabilities(model, image, (1.0,), False, torch.device("cpu"))).numpy()
+    assert labels.shape == (42, 37) and len(np.unique(labels)) > 1
+    assert (labels == general).all()
