@@ -64,7 +64,7 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
 
     def write(name: str, pixels: np.ndarray, mask: np.ndarray) -> list[str]:
         """Writes the files; returns the names of the classes present (a count per label, not a sort)."""
-        save_mask(out_dir / mask_dir / f"{name}.png", mask, atomic=False)  # out_dir is an atomic_directory's
+        save_mask(out_dir / mask_dir / f"{name}.png", mask, atomic=False, compress_level=1)  # in an atomic_directory
         if overlay_dir:
             Image.fromarray(overlay(pixels, mask, 0.5)).save(out_dir / overlay_dir / f"{name}.jpg", quality=90)
         counts = np.bincount(mask.ravel(), minlength=len(names_with_background))
