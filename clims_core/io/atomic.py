@@ -35,31 +35,32 @@ def _temporary_sibling(path: Path, directory: bool) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file path beside ``path``; on success move it into place, on error delete it."""
+def _staged(path: str | os.PathLike, directory: bool) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; on success move it into place (a folder first removing an old one), on
+    error delete it."""
     final = Path(path)
-    tmp = _temporary_sibling(final, directory=False)
+    tmp = _temporary_sibling(final, directory=directory)
     try:
         yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an old one is removed first)."""
-    final = Path(path)
-    tmp = _temporary_sibling(final, directory=True)
-    try:
-        yield tmp
-        if final.exists():
+        if directory and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if directory:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """Yield a temporary file path beside ``path``; on success move it into place, on error delete it."""
+    return _staged(path, directory=False)
+
+
+def atomic_directory(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an old one is removed first)."""
+    return _staged(path, directory=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

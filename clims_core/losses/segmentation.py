@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from clims_core.checks import require_one_of
 from clims_core.io.masks import IGNORE_INDEX
 
 PSEUDO_MASK_LOSSES = ("ce", "balanced")
@@ -17,8 +18,7 @@ def pseudo_mask_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "ce
     """Cross-entropy over the labelled pixels (``ce``, DeepLab's), or its class-balanced form (``balanced``): the mean
     over the classes present in the batch of each class's mean pixel loss, so background, which covers most pixels of
     pseudo masks, does not outweigh the objects. 0 (with a gradient) when no pixel is labelled."""
-    if kind not in PSEUDO_MASK_LOSSES:
-        raise ValueError(f"pseudo-mask loss: expected one of {PSEUDO_MASK_LOSSES}, got {kind!r}")
+    require_one_of("pseudo-mask loss", kind, PSEUDO_MASK_LOSSES)
     per_pixel = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction="none")
     labelled = target != IGNORE_INDEX
     if not labelled.any():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from clims_core.checks import require_one_of
 from clims_core.io.masks import IGNORE_INDEX
 from clims_core.losses.cct import (abce_threshold, bootstrapped_ce, rampup_weight, softmax_mse, supervised_ce,
                                    weak_ce)
@@ -38,8 +39,7 @@ class CctLossSettings:
     temperature: float = 1.0  # softmax temperature of the supervised CE
 
     def __post_init__(self) -> None:
-        if self.supervised_loss not in SUPERVISED_LOSSES:
-            raise ValueError(f"supervised_loss: expected one of {SUPERVISED_LOSSES}, got {self.supervised_loss!r}")
+        require_one_of("supervised_loss", self.supervised_loss, SUPERVISED_LOSSES)
 
 
 def cct_step(model: CCT, images_l: torch.Tensor, target_l: torch.Tensor, images_u: torch.Tensor | None,

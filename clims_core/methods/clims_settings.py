@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from dataclasses import MISSING, dataclass, field, fields
 
+from clims_core.checks import require_one_of
+
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
 CBS_REDUCTIONS = ("mean", "sum", "sum_mean", "any_word")  # as clims_core.losses.clims.background_suppression
 SCORE_CLAMPS = ("both", "log_domain")  # as clims_core.losses.clims.SCORE_CLAMPS (kept free of torch here)
@@ -64,8 +66,7 @@ class ClimsSettings:
     def __post_init__(self) -> None:
         if self.similarity not in ("cosine", "softmax"):
             raise ValueError(f"clims similarity: expected cosine or softmax, got {self.similarity!r}")
-        if self.masking not in MASKINGS:
-            raise ValueError(f"clims masking: expected one of {MASKINGS}, got {self.masking!r}")
+        require_one_of("clims masking", self.masking, MASKINGS)
         if self.area not in ("all", "positives"):
             raise ValueError(f"clims area: expected all or positives, got {self.area!r}")
         if self.cbs_softmax not in ("all_prompts", "without_labels"):
@@ -73,10 +74,8 @@ class ClimsSettings:
         if self.otm_softmax not in ("all_prompts", "without_other_classes"):
             raise ValueError("clims otm_softmax: expected all_prompts or without_other_classes, "
                              f"got {self.otm_softmax!r}")
-        if self.score_clamp not in SCORE_CLAMPS:
-            raise ValueError(f"clims score_clamp: expected one of {SCORE_CLAMPS}, got {self.score_clamp!r}")
-        if self.cbs_reduction not in CBS_REDUCTIONS:
-            raise ValueError(f"clims cbs_reduction: expected one of {CBS_REDUCTIONS}, got {self.cbs_reduction!r}")
+        require_one_of("clims score_clamp", self.score_clamp, SCORE_CLAMPS)
+        require_one_of("clims cbs_reduction", self.cbs_reduction, CBS_REDUCTIONS)
         if self.cbs_reduction == "any_word" and self.similarity != "softmax":
             raise ValueError("clims cbs_reduction any_word sums probabilities: it needs similarity: softmax")
         if self.classification_weight < 0:

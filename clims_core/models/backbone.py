@@ -17,6 +17,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from clims_core.checks import require_one_of
+
 LAYOUTS: dict[int, tuple[type[nn.Module], list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
     34: (BasicBlock, [3, 4, 6, 3]),
@@ -40,8 +42,7 @@ class BackboneSpec:
     weights: str | None = None  # a torchvision-layout state dict file (.pth) of this depth and width, weights_only
 
     def __post_init__(self) -> None:
-        if self.depth not in LAYOUTS:
-            raise ValueError(f"backbone depth: expected one of {sorted(LAYOUTS)}, got {self.depth}")
+        require_one_of("backbone depth", self.depth, sorted(LAYOUTS))
         if self.norm not in ("frozen", "batch"):
             raise ValueError(f"backbone norm: expected frozen or batch, got {self.norm!r}")
         object.__setattr__(self, "strides", tuple(self.strides))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
+from clims_core.checks import require_one_of
 from clims_core.models.backbone import BackboneSpec, dilated_trunk, imagenet_normalize
 
 DEEPLAB_HEADS = ("v2", "v3")
@@ -36,8 +37,7 @@ class DeepLabSpec:
     head: str = "v2"
 
     def __post_init__(self) -> None:
-        if self.head not in DEEPLAB_HEADS:
-            raise ValueError(f"seg.deeplab.head: expected one of {DEEPLAB_HEADS}, got {self.head!r}")
+        require_one_of("seg.deeplab.head", self.head, DEEPLAB_HEADS)
         rates = DEFAULT_RATES[self.head] if self.rates is None else tuple(self.rates)
         if not rates or min(rates) < 1:
             raise ValueError(f"deeplab rates: expected positive dilation rates, got {rates}")

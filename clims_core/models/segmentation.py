@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from clims_core.checks import require_one_of
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.checkpoint import CheckpointError, load_checkpoint
 from clims_core.models.backbone import BackboneSpec, ResNetTrunk
@@ -33,8 +34,7 @@ TRUNK_INITS = ("imagenet", "cam", "random")  # seg.init: ImageNet weights, the p
 
 
 def check_trunk_init(init: str, weights: str | None) -> None:
-    if init not in TRUNK_INITS:
-        raise ValueError(f"seg.init: expected one of {TRUNK_INITS}, got {init!r}")
+    require_one_of("seg.init", init, TRUNK_INITS)
     if init == "imagenet" and not weights:
         raise ValueError("seg.init imagenet needs backbone weights (cam.backbone_weights)")
 

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from clims_core.checks import require_one_of, require_open_unit
 from clims_core.refine.crf import CrfSettings, crf_mask
 from clims_core.refine.per_image import ShardSettings, masks_from_cams
 
@@ -30,10 +31,8 @@ class CrfMaskSettings(ShardSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.bg_thres < 1:
-            raise ValueError(f"refine.crf.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
-        if self.unary not in UNARIES:
-            raise ValueError(f"refine.crf.unary: expected one of {UNARIES}, got {self.unary!r}")
+        require_open_unit("refine.crf.bg_thres", self.bg_thres)
+        require_one_of("refine.crf.unary", self.unary, UNARIES)
 
 
 def run(settings: CrfMaskSettings, manifest_path: str | Path, store_path: str | Path, folder: str | Path,

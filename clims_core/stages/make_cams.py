@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from clims_core.checks import require_one_of
 from clims_core.data.manifest import Manifest
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.data.shards import check_shard, shard_ids
@@ -55,8 +56,7 @@ class MakeCamsSettings:
     resize: str = "pil_bicubic"  # one of RESIZES
 
     def __post_init__(self) -> None:
-        if self.resize not in RESIZES:
-            raise ValueError(f"cams.resize: expected one of {list(RESIZES)}, got {self.resize!r}")
+        require_one_of("cams.resize", self.resize, list(RESIZES))
         check_shard(self.shard, self.shards)
         object.__setattr__(self, "scales", tuple(self.scales))
 
@@ -107,8 +107,7 @@ def multiscale_cams(model: torch.nn.Module, image_u8: torch.Tensor, scales: tupl
 
     ``resize`` is how each scale is made (see :data:`RESIZES`); ``scaled``, when given, is the image already resized
     to every scale by :func:`pil_scales` (the DataLoader workers do it, so the device does not wait for PIL)."""
-    if resize not in RESIZES:
-        raise ValueError(f"cams.resize: expected one of {list(RESIZES)}, got {resize!r}")
+    require_one_of("cams.resize", resize, list(RESIZES))
     height, width = image_u8.shape[-2:]
     strided = (math.ceil(height / 4), math.ceil(width / 4))
     padded = (math.ceil(height / 16) * 16, math.ceil(width / 16) * 16)

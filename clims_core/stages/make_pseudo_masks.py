@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from clims_core.checks import require_one_of, require_open_unit
 from clims_core.device import pick_device
 from clims_core.io.checkpoint import load_checkpoint
 from clims_core.io.digest import sha256_file
@@ -45,10 +46,8 @@ class PseudoMaskSettings(ShardSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.bg_thres < 1:
-            raise ValueError(f"refine.random_walk.bg_thres: expected a number in (0, 1), got {self.bg_thres}")
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"refine.random_walk.background: expected one of {BACKGROUNDS}, got {self.background!r}")
+        require_open_unit("refine.random_walk.bg_thres", self.bg_thres)
+        require_one_of("refine.random_walk.background", self.background, BACKGROUNDS)
         if self.exp_times < 0 or self.radius < 2 or self.beta <= 0 or self.alpha <= 0:
             raise ValueError(f"refine.random_walk: expected exp_times >= 0, radius >= 2, beta > 0, alpha > 0; got "
                              f"exp_times {self.exp_times}, radius {self.radius}, beta {self.beta}, alpha {self.alpha}")

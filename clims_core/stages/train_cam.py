@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from clims_core.checks import require_one_of
 from clims_core.data.classification import ClassificationDataset
 from clims_core.data.manifest import Manifest
 from clims_core.io.checkpoint import save_checkpoint
@@ -54,8 +55,7 @@ class CamTrainSettings(TrainingRuntime):
     split: str = "train_aug"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"cam method: expected one of {METHODS}, got {self.method!r}")
+        require_one_of("cam method", self.method, METHODS)
 
 
 def build_model(backbone: BackboneSpec, n_classes: int, background_channel: bool = False) -> CamNet:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from clims_core.checks import require_one_of
 from clims_core.data.manifest import Manifest
 from clims_core.data.segmentation import AugmentSettings, PassSampler, PseudoMaskIndex, SegmentationDataset
 from clims_core.io.checkpoint import save_checkpoint
@@ -57,8 +58,7 @@ class DeepLabTrainSettings(TrainingRuntime):
 
     def __post_init__(self) -> None:
         check_trunk_init(self.init, self.backbone.weights)
-        if self.loss not in PSEUDO_MASK_LOSSES:
-            raise ValueError(f"seg.deeplab.loss: expected one of {PSEUDO_MASK_LOSSES}, got {self.loss!r}")
+        require_one_of("seg.deeplab.loss", self.loss, PSEUDO_MASK_LOSSES)
 
 
 class PseudoMaskObjective(nn.Module):

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from clims_core.checks import require_one_of
 from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import STRIDE  # the boundary map's stride is the CAM store's
 from clims_core.io.checkpoint import load_checkpoint, save_checkpoint
@@ -59,8 +60,7 @@ class IrnTrainSettings(TrainingRuntime):
     radius: int = 10
 
     def __post_init__(self) -> None:
-        if self.trunk not in TRUNKS:
-            raise ValueError(f"refine.irn.trunk: expected one of {TRUNKS}, got {self.trunk!r}")
+        require_one_of("refine.irn.trunk", self.trunk, TRUNKS)
         if self.trunk == "imagenet" and self.backbone is None:
             raise ValueError("refine.irn.trunk imagenet needs the backbone spec (cam.backbone, cam.backbone_weights)")
         if self.crop % 16:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from clims_core.checks import require_one_of
 from clims_core.data.image_list import check_images
 from clims_core.io.atomic import atomic_directory, atomic_path, write_json
 from clims_core.io.digest import sha256_file
@@ -39,8 +40,7 @@ class SubmissionSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.competition not in COMPETITIONS:
-            raise ValueError(f"submission.competition: expected one of {COMPETITIONS}, got {self.competition!r}")
+        require_one_of("submission.competition", self.competition, COMPETITIONS)
 
 
 def server_folder(competition: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from clims_core.checks import require_one_of
 from clims_core.models.cct import perturbations as P
 
 DECODERS = ("subpixel", "bilinear")
@@ -50,8 +51,7 @@ class Upsampler(nn.Sequential):
         steps = int(math.log2(upscale))
         if 2**steps != upscale:
             raise ValueError(f"decoder upscale must be a power of 2, got {upscale}")
-        if kind not in DECODERS:
-            raise ValueError(f"decoder: expected one of {DECODERS}, got {kind!r}")
+        require_one_of("decoder", kind, DECODERS)
         if kind == "bilinear":
             super().__init__(nn.Conv2d(in_channels, n_classes, kernel_size=1),
                              nn.Upsample(scale_factor=upscale, mode="bilinear", align_corners=False))
@@ -83,8 +83,7 @@ class PerturbationSettings:
     uniform_range: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.cutout_regions not in P.CUTOUT_REGIONS:
-            raise ValueError(f"cutout_regions: expected one of {P.CUTOUT_REGIONS}, got {self.cutout_regions!r}")
+        require_one_of("cutout_regions", self.cutout_regions, P.CUTOUT_REGIONS)
         if isinstance(self.cutout_min_points, bool) or not isinstance(self.cutout_min_points, int) \
                 or self.cutout_min_points < 0:
             raise ValueError(f"cutout_min_points: expected an integer >= 0, got {self.cutout_min_points!r}")
@@ -136,8 +135,7 @@ class AuxiliaryDecoder(nn.Module):
     def __init__(self, kind: str, in_channels: int, n_classes: int, upscale: int, settings: PerturbationSettings,
                  decoder: str = "subpixel"):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"auxiliary decoder kind: expected one of {KINDS}, got {kind!r}")
+        require_one_of("auxiliary decoder kind", kind, KINDS)
         self.kind, self.settings = kind, settings
         self.upsample = Upsampler(in_channels, n_classes, upscale, decoder)
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clims_core.checks import require_one_of
 from clims_core.models.backbone import BackboneSpec, dilated_trunk
 
 OUTPUT_STRIDES = (8, 16)
@@ -31,8 +32,7 @@ class EncoderSpec:
     pretrained_strides: tuple[int, int, int, int] = (2, 2, 2, 2)  # the strides the trunk's weights were trained with
 
     def __post_init__(self) -> None:
-        if self.output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride: expected one of {OUTPUT_STRIDES}, got {self.output_stride}")
+        require_one_of("output_stride", self.output_stride, OUTPUT_STRIDES)
         if not self.bins or min(self.bins) < 1:
             raise ValueError(f"psp bins: expected positive sizes, got {self.bins}")
         object.__setattr__(self, "bins", tuple(self.bins))

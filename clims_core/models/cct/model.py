@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clims_core.checks import require_one_of
 from clims_core.models.backbone import imagenet_normalize
 from clims_core.models.cct.decoders import DECODERS, KINDS, AuxiliaryDecoder, Guidance, PerturbationSettings, Upsampler
 from clims_core.models.cct.encoder import Encoder, EncoderSpec
@@ -27,8 +28,7 @@ class CctSpec:
     decoder: str = "subpixel"  # "subpixel" (CCT) or "bilinear" (see clims_core.models.cct.decoders)
 
     def __post_init__(self) -> None:
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder: expected one of {DECODERS}, got {self.decoder!r}")
+        require_one_of("decoder", self.decoder, DECODERS)
         unknown = sorted(set(self.decoders) - set(KINDS))
         if unknown:
             raise ValueError(f"auxiliary decoders: unknown kinds {unknown} (expected {list(KINDS)})")
