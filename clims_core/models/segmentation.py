@@ -71,7 +71,8 @@ def load_seg_model(checkpoint_path: str | Path) -> tuple[SegmentationNetwork, di
     model.load_state_dict(payload["model"], assign=True)
     left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if left:
-        raise CheckpointError(f"{checkpoint_path}: tensors the checkpoint does not hold and the network does not build: {left[:5]}")
+        raise CheckpointError(f"{checkpoint_path}: tensors the checkpoint does not hold and the network does not "
+                              f"build: {left[:5]}")
     return model.eval(), payload
 
 
