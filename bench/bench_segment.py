@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from clims_core.data.demo_world import DemoWorldSettings, generate_world
+from clims_core.data.segmentation import to_tensor
 from clims_core.io.checkpoint import save_checkpoint
 from clims_core.models.backbone import BackboneSpec
 from clims_core.models.deeplab import DeepLab, DeepLabSpec
@@ -75,7 +76,7 @@ def decoded(paths: list[Path]) -> list[torch.Tensor]:
     for path in paths:
         with Image.open(path) as image:
             # contiguous, as the stage feeds its network (a permuted view would run another kernel path)
-            tensors.append(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous().float() / 255)
+            tensors.append(to_tensor(np.array(image.convert("RGB"))))
     return tensors
 
 

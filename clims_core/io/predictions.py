@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from clims_core.data.segmentation import to_tensor
 from clims_core.io.masks import overlay, save_mask
 from clims_core.models.segmentation import SegmentationNetwork, predict_labels
 from clims_core.refine.crf import CrfSettings
@@ -60,7 +61,7 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
         network's thread would otherwise copy the permuted view into its memory format itself)."""
         with Image.open(path) as image:
             pixels = np.array(image.convert("RGB"))
-        return pixels, torch.from_numpy(pixels).permute(2, 0, 1).contiguous().float().div_(255)
+        return pixels, to_tensor(pixels)
 
     def write(name: str, pixels: np.ndarray, mask: np.ndarray) -> list[str]:
         """Writes the files; returns the names of the classes present (a count per label, not a sort)."""
