@@ -122,8 +122,8 @@ def main() -> None:
         classes = ["aeroplane", "bird", "boat", "car", "person", "train"]
         warm = chunks[0][:20]  # warm-up of both (the first calls build the convolutions' kernels)
         bare_forward(model, decoded(warm))
-        segment.run(segment.SegmentSettings(device="cpu", threads=args.threads), checkpoint, chunks[0][0].parent,
-                    classes, tmp / "warm_out", "bench")
+        segment.run(segment.SegmentSettings(device="cpu", threads=args.threads, overlays=False), checkpoint,
+                    chunks[0][0].parent, classes, tmp / "warm_out", "bench")
         rows = []
         for overlays in (False, True):
             settings = segment.SegmentSettings(device="cpu", threads=args.threads, overlays=overlays)

@@ -12,6 +12,10 @@ Worlds: names, or `tune` / `confirm` / `all` (config/worlds/splits.yaml).
 
 CPU cost at --size reduced (800 images at 96 px): about 4-6 minutes per (world, seed) for the CLIP, the plain CAM and
 one CLIMS recipe on 2 cores; each further recipe adds its CLIMS training (about 2 minutes).
+
+`--stages masks` goes on to both refiners' pseudo masks (eval_masks), `--stages seg` to CCT too (labeled-only, + each
+method's masks; DeepLab left out), with val raised to --val images so that CCT's val mIoU means something; the end
+then also prints the downstream table (clims_core/metrics/world_study.py's downstream_table).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -29,11 +34,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from clims_core.metrics.world_study import (DEMO_WORLD, clip_table, markdown_table, row_from_evals,  # noqa: E402
-                                            run_config, summarise, world_names)
+from clims_core.metrics.world_study import (DEMO_WORLD, clip_table, downstream_from_evals,  # noqa: E402
+                                            downstream_table, markdown_table, row_from_evals, run_config, summarise,
+                                            summarise_downstream, world_names)
 
 WORLDS = REPO / "config" / "worlds"
 SIZES = {"reduced": REPO / "config" / "reduced.yaml", "full": None}
+# How far each run goes: the Snakemake rules it stops at.
+STAGES = {"cams": ("eval_cams", "eval_clip"), "masks": ("eval_cams", "eval_clip", "eval_masks"),
+          "seg": ("eval_cams", "eval_clip", "eval_masks", "eval_seg")}
 
 
 def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None = None,
@@ -48,18 +57,36 @@ def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def _eval_files(workdir: Path, cores: int, until: tuple[str, ...]) -> tuple[dict[str, Path], Path | None]:
-    """Each method's eval_train.json and eval_clip's JSON in this config's DAG (Snakemake's --summary lists exactly
-    this config's paths, whatever else earlier recipes left in the folder)."""
+@dataclass
+class EvalFiles:
+    """The evaluation JSONs of one run's DAG."""
+    cams: dict[str, Path] = field(default_factory=dict)               # method -> eval_cams's eval_train.json
+    masks: dict[tuple[str, str], Path] = field(default_factory=dict)  # (method, refiner) -> eval_masks's JSON
+    seg: dict[str, Path] = field(default_factory=dict)                # run -> eval_seg's JSON
+    clip: Path | None = None
+
+
+def _eval_files(workdir: Path, cores: int, until: tuple[str, ...]) -> EvalFiles:
+    """The evaluation JSONs in this config's DAG (Snakemake's --summary lists exactly this config's paths, whatever
+    else earlier recipes left in the folder)."""
     summary = _snakemake(workdir, cores, "--summary", until=until)
-    files, clip = {}, None
+    files = EvalFiles()
     for line in summary.stdout.splitlines():
         path, *_ = line.split("\t")
+        folder = Path(path).parent.name.split("-")  # <method>-<tag>, <method>-<refiner>-<tag>, <run>-<tag>
         if path.endswith("/eval_train.json") and path.startswith("results/cams/"):
-            files[Path(path).parent.name.split("-")[0]] = workdir / path
+            files.cams[folder[0]] = workdir / path
+        elif path.endswith("/eval_train.json") and path.startswith("results/masks/"):
+            files.masks[folder[0], folder[1]] = workdir / path
+        elif path.startswith("results/seg/") and Path(path).name.startswith("eval-") and path.endswith(".json"):
+            files.seg[folder[0]] = workdir / path
         elif path.endswith("/clip_eval.json"):
-            clip = workdir / path
-    return files, clip
+            files.clip = workdir / path
+    return files
+
+
+def _read(paths: dict) -> dict:
+    return {key: json.loads(path.read_text()) for key, path in paths.items()}
 
 
 def _recipe(spec: str) -> tuple[str, list[dict]]:
@@ -87,6 +114,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="scratch folder, one subfolder per (world, seed)")
     parser.add_argument("--jsonl", type=Path, required=True, help="appended: one line per run")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--stages", choices=sorted(STAGES), default="cams",
+                        help="how far each run goes: CAMs (default), + pseudo masks, + CCT")
+    parser.add_argument("--val", type=int, default=400,
+                        help="val images of the world with --stages seg (the reduced size's 40 are too few for CCT)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --jsonl and run nothing")
     parser.add_argument("--clip-only", action="store_true",
                         help="only the CLIPs (--until eval_clip): for fine-tuning recipes; prints the CLIP table")
@@ -96,7 +127,8 @@ def main() -> None:
     args = parser.parse_args()
 
     recipes = [_recipe(spec) for spec in args.recipes] or [("default", [])]
-    until = ("eval_clip",) if args.clip_only else ("eval_cams", "eval_clip")
+    until = ("eval_clip",) if args.clip_only else STAGES[args.stages]
+    downstream = [{"seg": {"methods": ["cct"]}, "demo_world": {"n_val": args.val}}] if args.stages == "seg" else []
     if not args.table_only:
         base = yaml.safe_load(args.config.read_text())
         size = yaml.safe_load(SIZES[args.size].read_text()) if SIZES[args.size] else None
@@ -107,7 +139,7 @@ def main() -> None:
                 workdir = args.out / f"{args.size}-{world}-s{seed}"
                 for recipe, recipe_overlay in recipes:
                     workdir.mkdir(parents=True, exist_ok=True)
-                    config = run_config(base, overlay, size, recipe_overlay, seed, args.methods)
+                    config = run_config(base, overlay, size, [*downstream, *recipe_overlay], seed, args.methods)
                     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
                     start = time.time()
                     result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers, until=until)
@@ -116,18 +148,21 @@ def main() -> None:
                         print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "
                               f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
                         continue
-                    cam_files, clip_file = _eval_files(workdir, args.cores, until)
-                    evals = {} if args.clip_only else {method: json.loads(path.read_text())
-                                                       for method, path in cam_files.items()}
-                    row = row_from_evals(world, seed, recipe, args.size, evals,
-                                         json.loads(clip_file.read_text()) if clip_file else None)
+                    files = _eval_files(workdir, args.cores, until)
+                    row = row_from_evals(world, seed, recipe, args.size, {} if args.clip_only else _read(files.cams),
+                                         json.loads(files.clip.read_text()) if files.clip else None)
+                    if args.stages != "cams" and not args.clip_only:
+                        row.update(downstream_from_evals(_read(files.masks), _read(files.seg)),
+                                   stages=args.stages, **({"val_images": args.val} if downstream else {}))
                     row.update(commit=_commit(), wall_s=wall)
                     with open(args.jsonl, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")
-                    print(f"{world} seed {seed} {recipe}: "
-                          + ", ".join([f"{m} {r['miou']:.1f}" for m, r in row["methods"].items()]
-                                      + [f"{c} object crops {r['object_accuracy']:.1f}" for c, r in row["clip"].items()])
-                          + f" ({wall:.0f} s)", flush=True)
+                    figures = ([f"{m} {r['miou']:.1f}" for m, r in row["methods"].items()]
+                               + [f"{m} {ref} masks {v:.1f}" for m, refs in row.get("masks", {}).items()
+                                  for ref, v in refs.items()]
+                               + [f"{run} {v:.1f}" for run, v in row.get("seg", {}).items()]
+                               + [f"{c} object crops {r['object_accuracy']:.1f}" for c, r in row["clip"].items()])
+                    print(f"{world} seed {seed} {recipe}: {', '.join(figures)} ({wall:.0f} s)", flush=True)
     rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
     names = {name for name, _ in recipes}
     chosen = [row for row in rows if row["recipe"] in names or args.table_only]
@@ -135,6 +170,9 @@ def main() -> None:
         print(clip_table(chosen))
     else:
         print(markdown_table(summarise(chosen, method=args.compare), method=args.compare))
+        if any(row.get("masks") or row.get("seg") for row in chosen):
+            print()
+            print(downstream_table(summarise_downstream(chosen), method=args.compare))
 
 
 if __name__ == "__main__":

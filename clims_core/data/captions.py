@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from clims_core.io.images import open_rgb
+
 
 class CaptionsError(ValueError):
     """The corpus is malformed; the message names the file and line."""
@@ -52,11 +54,10 @@ def load_images(paths: list[Path], size: int, threads: int = 1) -> np.ndarray:
 
     def one(path: Path) -> np.ndarray:
         try:
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-                if image.size != (size, size):
-                    image = image.resize((size, size), Image.Resampling.BICUBIC)
-                return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+            image = open_rgb(path)
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.Resampling.BICUBIC)
+            return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
         except OSError as error:
             raise CaptionsError(f"{path}: image cannot be decoded ({error})") from None
 

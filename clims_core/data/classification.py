@@ -12,6 +12,7 @@ from PIL import Image
 
 from clims_core.data.epoch_seeded import EpochSeededDataset
 from clims_core.data.manifest import Manifest
+from clims_core.io.images import open_rgb
 
 
 def random_resize_long(image: Image.Image, low: int, high: int, rng: np.random.Generator) -> Image.Image:
@@ -46,11 +47,10 @@ class ClassificationDataset(EpochSeededDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         rng = self.rng(index)
-        with Image.open(self.paths[index]) as image:
-            image = image.convert("RGB")
-            if self.resize_long:
-                image = random_resize_long(image, *self.resize_long, rng)
-            array = np.asarray(image)
+        image = open_rgb(self.paths[index])
+        if self.resize_long:
+            image = random_resize_long(image, *self.resize_long, rng)
+        array = np.asarray(image)
         if self.flip and rng.random() < 0.5:
             array = array[:, ::-1]
         array = random_crop(array, self.crop, rng)

@@ -22,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from clims_core.data.manifest import Manifest
+from clims_core.io.images import open_rgb, read_rgb
 from clims_core.io.masks import IGNORE_INDEX, load_mask
 from clims_core.models.backbone import IMAGENET_MEAN
 
@@ -104,12 +105,9 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         draw, index = key
         rng = np.random.default_rng([self.seed, self.stream, draw, index])
-        with Image.open(self.image_paths[index]) as image:
-            image = image.convert("RGB")
-            mask = None
-            if self.mask_paths is not None:
-                mask = read_mask(self.mask_paths[index], image.size, self.n_classes)
-            array, mask = joint_augment(image, mask, self.augment, rng)
+        image = open_rgb(self.image_paths[index])
+        mask = None if self.mask_paths is None else read_mask(self.mask_paths[index], image.size, self.n_classes)
+        array, mask = joint_augment(image, mask, self.augment, rng)
         if mask is None:
             mask = np.full(array.shape[:2], IGNORE_INDEX, dtype=np.uint8)
         return to_tensor(array), torch.from_numpy(np.array(mask, dtype=np.int64)), index
@@ -156,10 +154,8 @@ class EvalDataset(Dataset):
         return len(self.image_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        with Image.open(self.image_paths[index]) as image:
-            image = image.convert("RGB")
-            mask = read_mask(self.mask_paths[index], image.size, self.n_classes)
-            array = np.asarray(image)
+        array = read_rgb(self.image_paths[index])
+        mask = read_mask(self.mask_paths[index], (array.shape[1], array.shape[0]), self.n_classes)
         return to_tensor(array), torch.from_numpy(np.array(mask, dtype=np.int64)), index
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from clims_core.data.segmentation import to_tensor
+from clims_core.io.images import read_rgb
 from clims_core.io.masks import overlay, save_mask
 from clims_core.models.segmentation import SegmentationNetwork, predict_labels
 from clims_core.refine.crf import CrfSettings
@@ -59,8 +60,7 @@ def write_predictions(model: SegmentationNetwork, paths: list[Path], names: list
     def decode(path: Path) -> tuple[np.ndarray, torch.Tensor]:
         """The image's pixels and its contiguous ``3 x H x W`` [0, 1] tensor, both made in the I/O thread (the
         network's thread would otherwise copy the permuted view into its memory format itself)."""
-        with Image.open(path) as image:
-            pixels = np.array(image.convert("RGB"))
+        pixels = read_rgb(path)
         return pixels, to_tensor(pixels)
 
     def write(name: str, pixels: np.ndarray, mask: np.ndarray) -> list[str]:

@@ -173,3 +173,89 @@ def clip_table(rows: list[dict]) -> str:
                      f"| {mean([c['pretrained']['zero_shot_map'] for c in clips]):.1f} -> "
                      f"{mean([c['finetuned']['zero_shot_map'] for c in clips]):.1f} |")
     return "\n".join(lines)
+
+
+def downstream_from_evals(mask_evals: dict[tuple[str, str], dict], seg_evals: dict[str, dict]) -> dict:
+    """The downstream half of a row: each (method, refiner)'s pseudo-mask mIoU (eval_masks, train split) and each
+    segmentation run's val mIoU (eval_seg), both in percent."""
+    masks: dict[str, dict[str, float]] = {}
+    for (method, refiner), result in sorted(mask_evals.items()):
+        masks.setdefault(method, {})[refiner] = round(result["miou"], 2)
+    return {"masks": masks, "seg": {run: round(result["miou"], 2) for run, result in sorted(seg_evals.items())}}
+
+
+@dataclass(frozen=True)
+class DownstreamSummary:
+    """One world's downstream figures, each a list over its seeds (last run per seed)."""
+    world: str
+    recipe: str
+    seeds: list[int]
+    cams: dict[str, list[float]]                # method -> CAM mIoU
+    masks: dict[tuple[str, str], list[float]]   # (method, refiner) -> pseudo-mask mIoU
+    seg: dict[str, list[float]]                 # run -> val mIoU
+
+    def checks(self, method: str = "clims", baseline: str = "cam", cct_margin: float = 2.0) -> dict[str, bool]:
+        """Issue 15's downstream targets on the means over seeds: each refiner lifts each method's masks above its
+        CAMs; the method's masks >= the baseline's per refiner; CCT + the method's masks >= CCT + the baseline's and
+        >= CCT labeled-only + ``cct_margin``."""
+        result = {}
+        for (name, refiner), values in self.masks.items():
+            if name in self.cams:
+                result[f"{refiner} lifts {name}"] = mean(values) > mean(self.cams[name])
+        for refiner in sorted({refiner for _, refiner in self.masks}):
+            if (method, refiner) in self.masks and (baseline, refiner) in self.masks:
+                result[f"{refiner}: {method} >= {baseline}"] = (mean(self.masks[method, refiner])
+                                                                 >= mean(self.masks[baseline, refiner]))
+        ours, theirs, labeled = (self.seg.get(f"cct_weak_{method}"), self.seg.get(f"cct_weak_{baseline}"),
+                                 self.seg.get("cct_labeled"))
+        if ours and theirs:
+            result[f"CCT: {method} >= {baseline}"] = mean(ours) >= mean(theirs)
+        if ours and labeled:
+            result[f"CCT: {method} >= labeled + {cct_margin:g}"] = mean(ours) >= mean(labeled) + cct_margin
+        return result
+
+
+def summarise_downstream(rows: list[dict]) -> list[DownstreamSummary]:
+    """Per (world, recipe), in first-seen order, over the rows that carry downstream figures."""
+    groups: dict[tuple[str, str], dict[int, dict]] = {}
+    for row in rows:
+        if row.get("masks") or row.get("seg"):
+            groups.setdefault((row["world"], row["recipe"]), {})[row["seed"]] = row
+    summaries = []
+    for (world, recipe), by_seed in groups.items():
+        group = [by_seed[seed] for seed in sorted(by_seed)]
+
+        def common(keys_of) -> list:
+            return sorted(set.intersection(*(set(keys_of(row)) for row in group)))
+
+        cams = {m: [row["methods"][m]["miou"] for row in group] for m in common(lambda row: row["methods"])}
+        masks = {(m, r): [row["masks"][m][r] for row in group]
+                 for m, r in common(lambda row: [(m, r) for m, refs in row.get("masks", {}).items() for r in refs])}
+        seg = {run: [row["seg"][run] for row in group] for run in common(lambda row: row.get("seg", {}))}
+        summaries.append(DownstreamSummary(world, recipe, [row["seed"] for row in group], cams, masks, seg))
+    return summaries
+
+
+def downstream_table(summaries: list[DownstreamSummary], method: str = "clims", baseline: str = "cam") -> str:
+    """Per world: CAMs, IRN and CRF masks (train split) and CCT (val) for the baseline and the method, mean ± sample
+    sd over seeds, and which of issue 15's downstream targets the means meet."""
+    def cell(values: list[float] | None) -> str:
+        return f"{mean(values):.1f} ± {spread(values):.1f}" if values else "-"
+
+    lines = [f"| world | recipe | seeds | CAM {baseline} / {method} | IRN {baseline} / {method} "
+             f"| CRF {baseline} / {method} | CCT labeled / + {baseline} / + {method} | targets met |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        checks = s.checks(method, baseline)
+        missed = [name for name, ok in checks.items() if not ok]
+        met = f"{len(checks) - len(missed)}/{len(checks)}" + (f" (not: {'; '.join(missed)})" if missed else "")
+        pair = " / ".join
+        cct_runs = ("cct_labeled", f"cct_weak_{baseline}", f"cct_weak_{method}")
+        lines.append(
+            f"| {s.world} | {s.recipe} | {len(s.seeds)} "
+            f"| {pair([cell(s.cams.get(baseline)), cell(s.cams.get(method))])} "
+            f"| {pair([cell(s.masks.get((baseline, 'irn'))), cell(s.masks.get((method, 'irn')))])} "
+            f"| {pair([cell(s.masks.get((baseline, 'crf'))), cell(s.masks.get((method, 'crf')))])} "
+            f"| {pair([cell(s.seg.get(run)) for run in cct_runs])} "
+            f"| {met} |")
+    return "\n".join(lines)

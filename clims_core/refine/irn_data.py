@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from clims_core.data.epoch_seeded import EpochSeededDataset
+from clims_core.io.images import open_rgb
 from clims_core.io.masks import IGNORE_INDEX, load_mask
 from clims_core.models.backbone import IMAGENET_MEAN
 
@@ -71,8 +72,7 @@ class AffinityDataset(EpochSeededDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         rng = self.rng(index)
-        with Image.open(self.image_paths[index]) as opened:
-            image = opened.convert("RGB")
+        image = open_rgb(self.image_paths[index])
         label = Image.fromarray(load_mask(self.label_paths[index]))
         if label.size != image.size:
             raise ValueError(f"{self.label_paths[index]}: labels of {label.size[0]} x {label.size[1]} px for an image "

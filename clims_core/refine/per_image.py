@@ -15,21 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.shards import check_shard, shard_ids
 from clims_core.io.cam_store import CamStore, check_cam_classes
+from clims_core.io.images import read_rgb
 from clims_core.io.masks import save_mask
 from clims_core.refine.mask_folder import STAT_KEYS, add_stats, index_document, mask_relpath, mask_stats, write_index
 from clims_core.version import code_version
-
-
-def load_rgb(path: str | Path) -> np.ndarray:
-    """An image as a writable, C-contiguous H x W x 3 uint8 array (what pydensecrf needs)."""
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"), dtype=np.uint8, order="C")
 
 
 def split_ids(manifest: Manifest, split: str) -> list[str]:
@@ -51,7 +45,7 @@ def check_store_covers(store: CamStore, ids: list[str], split: str) -> None:
 def image_and_cams(manifest: Manifest, store: CamStore, image_id: str,
                    labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image (H x W x 3) with its stored CAMs, checked to match it in size and labelled classes."""
-    image = load_rgb(manifest.image_path(image_id))
+    image = read_rgb(manifest.image_path(image_id))
     keys, cams = store.read(image_id)
     if cams.shape[1:] != image.shape[:2]:
         raise ValueError(f"{store.path}: image {image_id!r} has CAMs of {cams.shape[1]} x {cams.shape[2]} px "
@@ -115,7 +109,7 @@ class CamMaskJob:
         if self.high_res:
             image, keys, cams = image_and_cams(self.manifest, self.store, image_id, self.labels[image_id])
         else:
-            image = load_rgb(self.manifest.image_path(image_id))
+            image = read_rgb(self.manifest.image_path(image_id))
             keys, cams = self.store.read(image_id, high_res=False)
             check_cam_classes(self.store.path, image_id, keys, self.labels[image_id], self.manifest.classes)
         mask = self.to_mask(image, cams, keys)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from PIL import Image
 from tqdm import tqdm
 
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc import STUFF_DIR
 from clims_core.io.cam_store import CamStore
+from clims_core.io.images import read_rgb
 from clims_core.io.masks import IGNORE_INDEX, load_mask, overlay, voc_colormap
 from clims_core.metrics.segmentation import cams_to_label
 from clims_core.report.names import method_name
@@ -158,8 +158,7 @@ def render(manifest: Manifest, split: str, class_name: str, stuff: str | None, r
     shown_labels: set[int] = set()
     for r, row in enumerate(rows):
         image_id = row.candidate.image_id
-        with Image.open(manifest.image_path(image_id)) as opened:
-            image = np.asarray(opened.convert("RGB"))
+        image = read_rgb(manifest.image_path(image_id))
         gt = load_mask(manifest.mask_path(split, image_id))
         panels = [(image, None), (overlay(image, gt, OVERLAY_ALPHA), None)]
         for method, store in stores.items():
@@ -211,8 +210,7 @@ def seg_examples_figure(manifest: Manifest, split: str, examples: Mapping[str, P
     grid = figure.subplots(len(ids), len(columns), squeeze=False)
     shown: set[int] = set()
     for r, image_id in enumerate(ids):
-        with Image.open(manifest.image_path(image_id)) as opened:
-            image = np.asarray(opened.convert("RGB"))
+        image = read_rgb(manifest.image_path(image_id))
         gt = load_mask(manifest.mask_path(split, image_id))
         panels = [image, overlay(image, gt, OVERLAY_ALPHA)]
         for folder in runs.values():

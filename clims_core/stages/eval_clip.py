@@ -20,6 +20,7 @@ from clims_core.data.captions import load_images
 from clims_core.data.manifest import Manifest
 from clims_core.device import pick_device
 from clims_core.io.atomic import write_json, write_text
+from clims_core.io.images import read_rgb
 from clims_core.io.masks import load_mask
 from clims_core.metrics.ranking import mean_average_precision
 from clims_core.models.clip import LoadedClip, load_clip
@@ -74,7 +75,7 @@ def build_masked_crops(manifest: Manifest, split: str, size: int, min_fraction: 
         stuff_path = manifest.root / "SegmentationStuff" / f"{item['id']}.png"
         if not item["mask"] or not stuff_path.is_file():
             continue
-        image = np.asarray(Image.open(manifest.image_path(item["id"])).convert("RGB"))
+        image = read_rgb(manifest.image_path(item["id"]))
         mask, stuff = load_mask(manifest.root / item["mask"]), load_mask(stuff_path)
         regions = [(mask == c + 1, c, "object") for c in range(n_classes)]
         regions += [(stuff == s + 1, n_classes + s, "stuff") for s in range(len(manifest.stuff_classes))]

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SegmentSettings:
     prediction: PredictionSettings = PredictionSettings()
-    overlays: bool = False
+    overlays: bool = True  # as the schema's segment.overlays: users look at the blends first
     device: str = "auto"
     threads: int = 1
 

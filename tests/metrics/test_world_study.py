@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from clims_core.config import validate_config
-from clims_core.metrics.world_study import (WorldSummary, clip_table, markdown_table, mean, row_from_evals, run_config,
-                                            spread, summarise, world_names, world_overlays)
+from clims_core.metrics.world_study import (WorldSummary, clip_table, downstream_from_evals, downstream_table,
+                                            markdown_table, mean, row_from_evals, run_config, spread, summarise,
+                                            summarise_downstream, world_names, world_overlays)
 from tests.e2e.workflow import REPO
 
 WORLDS = REPO / "config" / "worlds"
@@ -110,3 +111,33 @@ def test_a_rerun_seed_counts_once():
     (summary,) = summarise(rows)
     assert summary.deltas == [6.0] and summary.worst_pair is None and mean(summary.method) == 46.0
     assert isinstance(summary, WorldSummary)
+
+
+def _downstream_row(seed, cams, masks, seg, world="a"):
+    row = _row(world, seed, cams[0], cams[1], {}, {})
+    row.update(downstream_from_evals({key: {"miou": value} for key, value in masks.items()},
+                                     {run: {"miou": value} for run, value in seg.items()}))
+    return row
+
+
+def test_downstream_checks_each_target_on_the_means_over_seeds():
+    rows = [_downstream_row(0, (40.0, 50.0), {("cam", "irn"): 45.0, ("cam", "crf"): 39.0, ("clims", "irn"): 56.0,
+                                              ("clims", "crf"): 60.0},
+                            {"cct_labeled": 70.0, "cct_weak_cam": 72.0, "cct_weak_clims": 71.0}),
+            _downstream_row(1, (42.0, 52.0), {("cam", "irn"): 47.0, ("cam", "crf"): 43.0, ("clims", "irn"): 54.0,
+                                              ("clims", "crf"): 62.0},
+                            {"cct_labeled": 68.0, "cct_weak_cam": 70.0, "cct_weak_clims": 73.0}),
+            _row("b", 0, 1.0, 2.0, {}, {})]  # no downstream figures: left out
+    assert rows[0]["masks"] == {"cam": {"crf": 39.0, "irn": 45.0}, "clims": {"crf": 60.0, "irn": 56.0}}
+    (summary,) = summarise_downstream(rows)
+    assert summary.seeds == [0, 1] and summary.masks["cam", "crf"] == [39.0, 43.0]
+    checks = summary.checks()
+    # cam's CRF masks 41.0 on average against its CAMs' 41.0: not a lift; everything else holds but CCT's margin
+    # (clims 72.0 against labeled 69.0 + 2 holds; against + cam 71.0 holds).
+    assert checks == {"irn lifts cam": True, "crf lifts cam": False, "irn lifts clims": True,
+                      "crf lifts clims": True, "crf: clims >= cam": True, "irn: clims >= cam": True,
+                      "CCT: clims >= cam": True, "CCT: clims >= labeled + 2": True}
+    assert not summarise_downstream(rows)[0].checks(cct_margin=3.5)["CCT: clims >= labeled + 3.5"]
+    table = downstream_table([summary])
+    assert ("| a | default | 2 | 41.0 ± 1.4 / 51.0 ± 1.4 | 46.0 ± 1.4 / 55.0 ± 1.4 | 41.0 ± 2.8 / 61.0 ± 1.4 "
+            "| 69.0 ± 1.4 / 71.0 ± 1.4 / 72.0 ± 1.4 | 7/8 (not: crf lifts cam) |") in table

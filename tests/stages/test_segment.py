@@ -71,7 +71,8 @@ def test_a_list_file_with_relative_paths_and_repeated_names(checkpoint, tmp_path
     listing = tmp_path / "list.txt"
     listing.write_text(f"a/{first[0].name}\n\n{second[0]}\n")
     assert image_paths(listing) == [tmp_path / "a" / first[0].name, second[0]]
-    index = segment.run(segment.SegmentSettings(device="cpu"), checkpoint, listing, CLASSES, tmp_path / "out", "x")
+    index = segment.run(segment.SegmentSettings(device="cpu", overlays=False), checkpoint, listing, CLASSES,
+                        tmp_path / "out", "x")
     assert [e["mask"] for e in index["images"]] == ["masks/img0_0.png", "masks/img0_1.png"]  # same stem, both kept
     assert all(e["overlay"] is None for e in index["images"]) and not (tmp_path / "out" / "overlays").exists()
 
