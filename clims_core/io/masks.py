@@ -29,6 +29,7 @@ def voc_colormap(n: int = 256) -> np.ndarray:
 
 _COLOURS = voc_colormap()  # built once: the bit loop costs about a millisecond per call
 _PALETTE = _COLOURS.reshape(-1).tolist()
+_PAINTED = [0] + [255] * 255  # point() table: label 0 (background) keeps the image, every other label is painted
 
 
 def save_mask(path: str | os.PathLike, mask: np.ndarray, atomic: bool = True, compress_level: int = 6) -> None:
@@ -63,7 +64,12 @@ def colorize(mask: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The image (H x W x 3 uint8) with every non-background label painted in its VOC colour (ignore in VOC's
     cream), ``alpha`` the colour's share."""
-    # One float32 blend over every pixel with a per-pixel share (0 on background): a quarter of the time of
-    # blending the boolean-indexed painted pixels (0.25 vs 1.0 ms at 128 x 128), which ``segment`` pays per image.
-    share = np.where(mask == 0, 0.0, alpha).astype(np.float32)[..., None]
-    return (image * (1 - share) + _COLOURS[mask] * share + 0.5).astype(np.uint8)
+    # All in PIL's C loops (palette lookup, blend, composite through the labels as a 0/255 mask): 0.17 ms at
+    # 128 x 128 against 0.61 for the float32 numpy blend it replaced, which ``segment`` paid per image in the I/O
+    # thread beside the forward. PIL rounds each blended channel; values are within 1 of the exact blend.
+    labels = Image.fromarray(np.asarray(mask, dtype=np.uint8))
+    colours = labels.copy()
+    colours.putpalette(_PALETTE)
+    base = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    painted = Image.composite(Image.blend(base, colours.convert("RGB"), alpha), base, labels.point(_PAINTED))
+    return np.asarray(painted).copy()

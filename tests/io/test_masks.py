@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clims_core.io.masks import colorize, load_mask, save_mask, voc_colormap
+from clims_core.io.masks import colorize, load_mask, overlay, save_mask, voc_colormap
 
 
 def test_voc_colormap_known_entries():
@@ -33,3 +33,16 @@ def test_rgb_png_is_rejected_with_its_path(tmp_path):
         load_mask(tmp_path / "rgb.png")
     with pytest.raises(ValueError, match="2-D"):
         save_mask(tmp_path / "x.png", np.zeros((2, 2, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.3])
+def test_overlay_is_the_blend_within_rounding_and_leaves_background(alpha):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    mask = rng.choice(np.array([0, 1, 5, 20, 255], dtype=np.uint8), size=(9, 11))
+    exact = np.where((mask == 0)[..., None], image, image * (1 - alpha) + voc_colormap()[mask] * alpha)
+    painted = overlay(image, mask, alpha)
+    assert painted.shape == image.shape and painted.dtype == np.uint8 and painted.flags.writeable
+    assert np.abs(painted.astype(float) - exact).max() <= 1.0
+    assert np.array_equal(painted[mask == 0], image[mask == 0])
+    assert np.array_equal(overlay(image, mask.astype(np.int64), alpha), painted)  # label maps of any int dtype
