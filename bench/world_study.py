@@ -40,9 +40,12 @@ from clims_core.metrics.world_study import (DEMO_WORLD, clip_table, downstream_f
 
 WORLDS = REPO / "config" / "worlds"
 SIZES = {"reduced": REPO / "config" / "reduced.yaml", "full": None}
-# How far each run goes: the Snakemake rules it stops at.
-STAGES = {"cams": ("eval_cams", "eval_clip"), "masks": ("eval_cams", "eval_clip", "eval_masks"),
-          "seg": ("eval_cams", "eval_clip", "eval_masks", "eval_seg")}
+# How far each run goes: the Snakemake rules it stops at, one tuple per call. eval_cams is never an --until target
+# beside the refiners: with `auto` thresholds the refiners read its JSON, and Snakemake will not run the jobs after
+# an --until rule (it stops with "Out of jobs ready to be started"); a second call then adds any eval_cams not run.
+STAGES = {"cams": (("eval_cams", "eval_clip"),),
+          "masks": (("eval_clip", "eval_masks"), ("eval_cams", "eval_clip")),
+          "seg": (("eval_clip", "eval_masks", "eval_seg"), ("eval_cams", "eval_clip"))}
 
 
 def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None = None,
@@ -66,12 +69,13 @@ class EvalFiles:
     clip: Path | None = None
 
 
-def _eval_files(workdir: Path, cores: int, until: tuple[str, ...]) -> EvalFiles:
+def _eval_files(workdir: Path, cores: int, calls: tuple[tuple[str, ...], ...]) -> EvalFiles:
     """The evaluation JSONs in this config's DAG (Snakemake's --summary lists exactly this config's paths, whatever
     else earlier recipes left in the folder)."""
-    summary = _snakemake(workdir, cores, "--summary", until=until)
+    lines = [line for until in calls
+             for line in _snakemake(workdir, cores, "--summary", until=until).stdout.splitlines()]
     files = EvalFiles()
-    for line in summary.stdout.splitlines():
+    for line in lines:
         path, *_ = line.split("\t")
         folder = Path(path).parent.name.split("-")  # <method>-<tag>, <method>-<refiner>-<tag>, <run>-<tag>
         if path.endswith("/eval_train.json") and path.startswith("results/cams/"):
@@ -127,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
 
     recipes = [_recipe(spec) for spec in args.recipes] or [("default", [])]
-    until = ("eval_clip",) if args.clip_only else STAGES[args.stages]
+    calls = (("eval_clip",),) if args.clip_only else STAGES[args.stages]
     downstream = [{"seg": {"methods": ["cct"]}, "demo_world": {"n_val": args.val}}] if args.stages == "seg" else []
     if not args.table_only:
         base = yaml.safe_load(args.config.read_text())
@@ -142,13 +146,16 @@ def main() -> None:
                     config = run_config(base, overlay, size, [*downstream, *recipe_overlay], seed, args.methods)
                     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
                     start = time.time()
-                    result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers, until=until)
+                    for until in calls:
+                        result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers, until=until)
+                        if result.returncode:
+                            break
                     wall = round(time.time() - start, 1)
                     if result.returncode:
                         print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "
                               f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
                         continue
-                    files = _eval_files(workdir, args.cores, until)
+                    files = _eval_files(workdir, args.cores, calls)
                     row = row_from_evals(world, seed, recipe, args.size, {} if args.clip_only else _read(files.cams),
                                          json.loads(files.clip.read_text()) if files.clip else None)
                     if args.stages != "cams" and not args.clip_only:
