@@ -5,13 +5,18 @@ fit its CAMs. Hand values stay overrides (and ``config/voc12.yaml`` keeps IRNet'
 - the CAMs' best background threshold t* (where thresholded CAMs best match the labeled masks) is the plane of the
   confident foreground (``ir_label.fg_thres``) and of the CRF's unary (``crf.bg_thres``);
 - the confident background plane (``ir_label.bg_thres``) is the largest threshold whose background is still at least
-  ``bg_precision`` pure (share of the pixels below the plane that are background), never above t*.
+  ``bg_precision`` pure (share of the pixels below the plane that are background), never above t*;
+- the random walk's background: its constant plane (``random_walk.bg_thres``) is t*, and the walked plane
+  ``(1 - max cam)^alpha`` gets ``alpha = ln t* / ln(1 - t*)``, the exponent at which it equals the class score exactly
+  at t* (1 at t* = 0.5, the demo's hand value; 0.30 at 0.7), so before the walk the background wins where
+  eval_cams's thresholding puts background.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,27 @@ def resolve_crf(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dic
         raise ValueError("refine.crf.bg_thres: 'auto' needs the CAMs' evaluation on the pixel-labeled train split")
     log.info("refine.crf.bg_thres auto: %g, the CAMs' best threshold", cam_eval["best_threshold"])
     return {**section, "bg_thres": float(cam_eval["best_threshold"])}
+
+
+def walk_alpha(threshold: float) -> float:
+    """The exponent at which ``(1 - m)^alpha`` equals ``m`` at ``m = threshold``."""
+    return math.log(threshold) / math.log(1 - threshold)
+
+
+def resolve_random_walk(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dict[str, Any]:
+    """``refine.random_walk`` with an ``auto`` ``bg_thres`` or ``alpha`` replaced from the CAMs' best threshold."""
+    automatic = [key for key in ("bg_thres", "alpha") if section[key] == AUTO]
+    if not automatic:
+        return dict(section)
+    if cam_eval is None:
+        raise ValueError(f"refine.random_walk.{automatic[0]}: 'auto' needs the CAMs' evaluation on the pixel-labeled "
+                         "train split")
+    best = float(cam_eval["best_threshold"])
+    resolved = {**section, **({"bg_thres": best} if "bg_thres" in automatic else {}),
+                **({"alpha": walk_alpha(best)} if "alpha" in automatic else {})}
+    log.info("refine.random_walk from the CAMs' best threshold %g: bg_thres %g, alpha %.3f", best,
+             resolved["bg_thres"], resolved["alpha"])
+    return resolved
 
 
 def read_cam_eval(path: str | Path | None) -> dict[str, Any] | None:

@@ -60,15 +60,17 @@ def test_demo_plans_pretrain_trunk_only_with_the_overlay(tmp_path):
 
 
 def test_auto_refinement_thresholds_read_the_cam_evaluation(tmp_path):
-    """refine.ir_label / refine.crf 'auto' make the refiners wait for eval_cams; hand values do not."""
+    """refine.ir_label / refine.crf / refine.random_walk 'auto' make the refiners wait for eval_cams; hand values do
+    not."""
     edges = {}
     for name, thresholds in (("hand", {}), ("auto", {"ir_label": {"fg_thres": "auto", "bg_thres": "auto"},
-                                                     "crf": {"bg_thres": "auto"}})):
+                                                     "crf": {"bg_thres": "auto"}, "random_walk": {"alpha": "auto"}})):
         result = snakemake(tmp_path / name, demo_config_with({"refine": thresholds}), "--dag")
         assert result.returncode == 0, result.stderr[-3000:]
         edges[name] = dag_edges(result.stdout)
-    assert {("eval_cams", "cam_to_ir_label"), ("eval_cams", "crf_masks")} <= edges["auto"]
-    assert not {e for e in edges["hand"] if e[0] == "eval_cams" and e[1] in ("cam_to_ir_label", "crf_masks")}
+    refiners = ("cam_to_ir_label", "crf_masks", "make_pseudo_masks")
+    assert {("eval_cams", rule) for rule in refiners} <= edges["auto"]
+    assert not {e for e in edges["hand"] if e[0] == "eval_cams" and e[1] in refiners}
 
 
 def test_segment_target_plans_and_names_bad_input_before_any_job(tmp_path):

@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from clims_core.metrics.segmentation import background_precision, foreground_precision
+from clims_core.refine.random_walk import background_plane
 from clims_core.refine.thresholds import (confident_background_threshold, read_cam_eval, resolve_crf,
-                                          resolve_ir_label)
+                                          resolve_ir_label, resolve_random_walk, walk_alpha)
 
 # The demo's plain CAM at e1c323b (eval_cams on the train split), rounded: best 0.5.
 CAM_EVAL = {"thresholds": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55],
@@ -55,3 +57,19 @@ def test_precisions_from_a_hand_made_confusion():
     assert background_precision(conf) == pytest.approx(90 / 100)
     assert foreground_precision(conf) == pytest.approx(45 / 60)
     assert np.isnan(background_precision(np.zeros((3, 3)))) and np.isnan(foreground_precision(np.zeros((3, 3))))
+
+
+def test_random_walk_auto_meets_the_cams_at_their_best_threshold():
+    walk = {"beta": 10, "exp_times": 4, "radius": 5, "bg_thres": 0.25, "background": "walk", "alpha": 1.0}
+    assert resolve_random_walk(walk, None) == walk                       # hand values: nothing read
+    assert resolve_random_walk({**walk, "alpha": "auto"}, CAM_EVAL)["alpha"] == pytest.approx(1.0)  # t* 0.5
+    broad = {**CAM_EVAL, "best_threshold": 0.7}
+    resolved = resolve_random_walk({**walk, "alpha": "auto", "bg_thres": "auto"}, broad)
+    assert resolved["bg_thres"] == 0.7 and resolved["alpha"] == pytest.approx(walk_alpha(0.7))
+    assert 0.29 < walk_alpha(0.7) < 0.30
+    # the walked background plane and a class map cross exactly at the best threshold
+    cams = torch.tensor([0.69, 0.7, 0.71], dtype=torch.float64).reshape(1, 1, 3)
+    plane = background_plane(cams, resolved["alpha"])[0, 0]
+    assert plane[0] > cams[0, 0, 0] and plane[1] == pytest.approx(0.7) and plane[2] < cams[0, 0, 2]
+    with pytest.raises(ValueError, match="refine.random_walk.alpha: 'auto' needs the CAMs' evaluation"):
+        resolve_random_walk({**walk, "alpha": "auto"}, None)

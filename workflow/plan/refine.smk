@@ -17,6 +17,7 @@ if _IRN_TRUNK == "imagenet":
 # also cover the evaluation's thresholds, and the rules take the JSON as an input.
 _IR_AUTO = "auto" in (REFINE["ir_label"]["fg_thres"], REFINE["ir_label"]["bg_thres"])
 _CRF_AUTO = REFINE["crf"]["bg_thres"] == "auto"
+_WALK_AUTO = "auto" in (REFINE["random_walk"]["bg_thres"], REFINE["random_walk"]["alpha"])
 _EVAL_SECTION = [CFG["eval"]["cam_thresholds"]]
 # what cam_to_ir_label reads: bg_precision only when bg_thres is auto
 _IR_LABEL = {k: v for k, v in REFINE["ir_label"].items()
@@ -25,7 +26,8 @@ IR_TAGS = {m: tag([_CRF, _IR_LABEL, *(_EVAL_SECTION if _IR_AUTO else [])], CAM_T
            for m in REFINE_METHODS}
 IRN_TAGS = {m: tag(_IRN_SECTION, IR_TAGS[m], *([CAM_TAGS[m]] if _IRN_TRUNK == "cam" else [])) for m in REFINE_METHODS}
 MASK_TAGS = {
-    "irn": {m: tag(REFINE["random_walk"], IRN_TAGS[m], CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS},
+    "irn": {m: tag([REFINE["random_walk"], *_EVAL_SECTION] if _WALK_AUTO else REFINE["random_walk"], IRN_TAGS[m],
+                   CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS},
     "crf": {m: tag([_CRF, REFINE["crf"], *(_EVAL_SECTION if _CRF_AUTO else [])], CAM_TAGS[m], CAMS_TAG)
             for m in REFINE_METHODS},
 }

@@ -57,6 +57,7 @@ rule train_irn:
 
 rule make_pseudo_masks:
     input:
+        unpack(cam_eval_input(_WALK_AUTO)),
         manifest=MANIFEST,
         store=lambda wc: cam_store(wc.method),
         irn=lambda wc: f"{irn_dir(wc.method)}/model.pt",

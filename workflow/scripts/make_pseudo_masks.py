@@ -3,11 +3,13 @@
 from pathlib import Path
 
 from clims_core.logs import stage_logging
+from clims_core.refine.thresholds import read_cam_eval, resolve_random_walk
 from clims_core.stages import make_pseudo_masks
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with stage_logging(sm.log[0], "make_pseudo_masks"):
-    settings = make_pseudo_masks.PseudoMaskSettings(**sm.params.random_walk, **sm.params.shard,
+    random_walk = resolve_random_walk(sm.params.random_walk, read_cam_eval(sm.input.get("cam_eval")))
+    settings = make_pseudo_masks.PseudoMaskSettings(**random_walk, **sm.params.shard,
                                                     device=sm.params.device, precision=sm.params.precision,
                                                     threads=sm.threads)
     index = Path(sm.output[0])
