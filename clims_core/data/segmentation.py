@@ -22,7 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from clims_core.data.manifest import Manifest
-from clims_core.io.images import open_rgb, read_rgb
+from clims_core.io.images import open_rgb
 from clims_core.io.masks import IGNORE_INDEX, load_mask
 from clims_core.models.backbone import IMAGENET_MEAN
 
@@ -154,9 +154,9 @@ class EvalDataset(Dataset):
         return len(self.image_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        array = read_rgb(self.image_paths[index])
-        mask = read_mask(self.mask_paths[index], (array.shape[1], array.shape[0]), self.n_classes)
-        return to_tensor(array), torch.from_numpy(np.array(mask, dtype=np.int64)), index
+        image = open_rgb(self.image_paths[index])
+        mask = read_mask(self.mask_paths[index], image.size, self.n_classes)
+        return to_tensor(np.asarray(image)), torch.from_numpy(np.array(mask, dtype=np.int64)), index
 
 
 def split_paths(manifest: Manifest, split: str, with_masks: bool) -> tuple[list[str], list[Path], list[Path] | None]:

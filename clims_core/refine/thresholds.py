@@ -38,16 +38,21 @@ def confident_background_threshold(cam_eval: dict[str, Any], bg_precision: float
     return float(max(pure))
 
 
+def _best_threshold(cam_eval: dict[str, Any] | None, key: str) -> float:
+    """The CAMs' best threshold, which every ``auto`` plane starts from; ``key`` names the setting that asked."""
+    if cam_eval is None:
+        raise ValueError(f"{key}: 'auto' needs the CAMs' evaluation on the pixel-labeled train split")
+    return float(cam_eval["best_threshold"])
+
+
 def resolve_ir_label(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dict[str, float]:
     """``refine.ir_label`` with ``auto`` replaced by the values of this method's CAM evaluation."""
     fg, bg = section["fg_thres"], section["bg_thres"]
-    if AUTO in (fg, bg) and cam_eval is None:
-        raise ValueError("refine.ir_label: 'auto' needs the CAMs' evaluation on the pixel-labeled train split")
-    if fg == AUTO:
-        fg = float(cam_eval["best_threshold"])
-    if bg == AUTO:
-        bg = min(confident_background_threshold(cam_eval, section["bg_precision"]), fg)
-    if AUTO in (section["fg_thres"], section["bg_thres"]):
+    if AUTO in (fg, bg):
+        best = _best_threshold(cam_eval, "refine.ir_label")
+        fg = best if fg == AUTO else fg
+        if bg == AUTO:
+            bg = min(confident_background_threshold(cam_eval, section["bg_precision"]), fg)
         log.info("refine.ir_label from the CAMs' evaluation: fg_thres %g (given %s), bg_thres %g (given %s)",
                  fg, section["fg_thres"], bg, section["bg_thres"])
     return {"fg_thres": fg, "bg_thres": bg}
@@ -57,10 +62,9 @@ def resolve_crf(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dic
     """``refine.crf`` with an ``auto`` background plane replaced by the CAMs' best threshold."""
     if section["bg_thres"] != AUTO:
         return dict(section)
-    if cam_eval is None:
-        raise ValueError("refine.crf.bg_thres: 'auto' needs the CAMs' evaluation on the pixel-labeled train split")
-    log.info("refine.crf.bg_thres auto: %g, the CAMs' best threshold", cam_eval["best_threshold"])
-    return {**section, "bg_thres": float(cam_eval["best_threshold"])}
+    best = _best_threshold(cam_eval, "refine.crf.bg_thres")
+    log.info("refine.crf.bg_thres auto: %g, the CAMs' best threshold", best)
+    return {**section, "bg_thres": best}
 
 
 def walk_alpha(threshold: float) -> float:
@@ -73,10 +77,7 @@ def resolve_random_walk(section: dict[str, Any], cam_eval: dict[str, Any] | None
     automatic = [key for key in ("bg_thres", "alpha") if section[key] == AUTO]
     if not automatic:
         return dict(section)
-    if cam_eval is None:
-        raise ValueError(f"refine.random_walk.{automatic[0]}: 'auto' needs the CAMs' evaluation on the pixel-labeled "
-                         "train split")
-    best = float(cam_eval["best_threshold"])
+    best = _best_threshold(cam_eval, f"refine.random_walk.{automatic[0]}")
     resolved = {**section, **({"bg_thres": best} if "bg_thres" in automatic else {}),
                 **({"alpha": walk_alpha(best)} if "alpha" in automatic else {})}
     log.info("refine.random_walk from the CAMs' best threshold %g: bg_thres %g, alpha %.3f", best,

@@ -34,7 +34,7 @@ from clims_core.data.shards import check_shard, shard_ids
 from clims_core.device import autocast, memory_format, pick_device
 from clims_core.io.cam_store import CamStore, CamStoreWriter, check_cam_classes
 from clims_core.io.digest import sha256_file
-from clims_core.io.images import read_rgb
+from clims_core.io.images import open_rgb
 from clims_core.losses.cam import normalised_cams
 from clims_core.models.cam_net import load_cam_model
 
@@ -94,7 +94,9 @@ class _Images(Dataset):
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor, np.ndarray, list[torch.Tensor]]:
         """(id, 3 x H x W uint8, labels, the image at each of ``scales`` by PIL bicubic; [] without scales)."""
         image_id = self.ids[index]
-        tensor = torch.from_numpy(read_rgb(self.manifest.image_path(image_id)).transpose(2, 0, 1).copy())
+        # the transposed copy is the one copy: a read-only view of the decoded image suffices before it
+        array = np.asarray(open_rgb(self.manifest.image_path(image_id)))
+        tensor = torch.from_numpy(array.transpose(2, 0, 1).copy())
         scaled = pil_scales(tensor, self.scales) if self.scales is not None else []
         return image_id, tensor, self.labels[image_id], scaled
 
