@@ -62,8 +62,9 @@ def test_demo_plans_pretrain_trunk_only_with_the_overlay(tmp_path):
 def test_auto_refinement_thresholds_read_the_cam_evaluation(tmp_path):
     """refine.ir_label / refine.crf / refine.random_walk 'auto' make the refiners wait for eval_cams; hand values do
     not."""
+    hand = {"ir_label": {"fg_thres": 0.5, "bg_thres": 0.2}, "crf": {"bg_thres": 0.3}, "random_walk": {"alpha": 1.0}}
     edges = {}
-    for name, thresholds in (("hand", {}), ("auto", {"ir_label": {"fg_thres": "auto", "bg_thres": "auto"},
+    for name, thresholds in (("hand", hand), ("auto", {"ir_label": {"fg_thres": "auto", "bg_thres": "auto"},
                                                      "crf": {"bg_thres": "auto"}, "random_walk": {"alpha": "auto"}})):
         result = snakemake(tmp_path / name, demo_config_with({"refine": thresholds}), "--dag")
         assert result.returncode == 0, result.stderr[-3000:]
