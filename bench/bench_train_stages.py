@@ -14,7 +14,7 @@ CCT's 30 auxiliary decoders and its data workers) on the VOC-shaped stand-in and
 
 Prints seconds a step of both and stage / bare (target <= 1.15), and appends one JSON line per stage to --jsonl.
 
-    .venv/bin/python bench/bench_train_stages.py [--batch 2] [--threads 2] [--jsonl docs/experiments/...]
+    .venv/bin/python bench/bench_train_stages.py [--images 24] [--batch 2] [--workers 1] [--jsonl docs/experiments/...]
 """
 
 from __future__ import annotations
