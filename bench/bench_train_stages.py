@@ -105,13 +105,13 @@ def mask_folder(manifest: Manifest, split: str, folder: Path) -> Path:
     return folder / "index.json"
 
 
-def voc12(root: Path, weights: Path) -> dict:
-    """config/voc12.yaml with the stand-in's paths and the schema's defaults (what the workflow's rules read)."""
+def voc12_paths(work: Path) -> dict:
+    """config/voc12.yaml as `make rehearsal` runs it from ``work``: its relative data root and weight paths land under
+    ``work``, where the stand-in and the stand-in weights go."""
     config = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
-    config["data"]["root"] = str(root)
-    config["clip"]["weights"] = str(weights / "clip" / "ViT-B-16.pt")
-    config["cam"]["backbone_weights"] = str(weights / "resnet50-imagenet.pth")
-    return validate_schema(config)
+    for section, key in (("data", "root"), ("clip", "weights"), ("cam", "backbone_weights")):
+        config[section][key] = str(work / config[section][key])
+    return config
 
 
 def main() -> None:
@@ -132,13 +132,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
-        root, weights = work / "VOC2012", work / "weights"
+        config = voc12_paths(work)
+        root = Path(config["data"]["root"])
         if not root.is_dir():
             half = args.images // 2
             generate_standin(StandinSettings(scale=args.images / 10582, min_images=half), root, args.threads)
-        if not (weights / "resnet50-imagenet.pth").is_file():
-            write_all(weights)
-        config = voc12(root, weights)
+        if not Path(config["cam"]["backbone_weights"]).is_file():
+            write_all(work / "weights")  # voc12.yaml's weights/ names
+        config = validate_schema(config)  # the schema's defaults, what the workflow's rules read
         data = config["data"]
         manifest_path = work / "manifest.json"
         prepare(PrepareSettings(root=root, classes=data["classes"], split_files=data["splits"],
@@ -182,7 +183,7 @@ def main() -> None:
             finally:
                 module.train_loop = loop.train_loop
             (desc, bare_times), = bare.items()
-            _, steps, which, stage_s, waiting = clock.lines[desc]
+            _, steps, _, stage_s, waiting = clock.lines[desc]
             bare_s = statistics.mean(bare_times)
             rows.append({"stage": name, "desc": desc, "batch": b, "workers": settings.workers, "threads": args.threads,
                          "stage_steps_timed": steps, "stage_s_per_step": round(stage_s, 3),
