@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -171,38 +171,41 @@ def _chunks(n_items: int, processes: int) -> int:
     return max(1, min(16, n_items // (8 * processes)))
 
 
-_WORK: Callable[[str], dict[str, int]] | None = None  # a worker process's job, installed once when it starts
+Counts = TypeVar("Counts")
+_WORK: Callable[[str], Any] | None = None  # a worker process's job, installed once when it starts
 
 
-def _install(work: Callable[[str], dict[str, int]]) -> None:
+def _install(work: Callable[[str], Any]) -> None:
     global _WORK
     _WORK = work
 
 
-def _call(image_id: str) -> dict[str, int]:
+def _call(image_id: str) -> Any:
     assert _WORK is not None
     return _WORK(image_id)
 
 
-def run_per_image(work: Callable[[str], dict[str, int]], ids: list[str], processes: int, desc: str) -> dict[str, int]:
-    """Call ``work(image_id)`` for every id (in ``processes`` processes) and sum the pixel counts it returns.
+def run_per_image(work: Callable[[str], Counts], ids: list[str], processes: int, desc: str,
+                  total: Counts | None = None, add: Callable[[Counts, Counts], Counts] = add_stats) -> Counts:
+    """Call ``work(image_id)`` for every id (in ``processes`` processes) and sum what it returns with ``add``: by
+    default a mask's pixel counts (``total`` starts at zero counts).
 
     The job goes to each worker once (pool initializer), not with every batch of ids: it may carry the split's labels.
     """
-    total = {key: 0 for key in STAT_KEYS}
+    if total is None:
+        total = {key: 0 for key in STAT_KEYS}
     processes = max(1, min(processes, len(ids)))
     if processes == 1:
-        results: Iterable[dict[str, int]] = map(work, ids)
-        return _collect(results, len(ids), desc, total)
+        return _collect(map(work, ids), len(ids), desc, total, add)
     # started before the progress bar's monitor thread exists
     with multiprocessing.get_context().Pool(processes, initializer=_install, initargs=(work,)) as pool:
-        return _collect(pool.imap(_call, ids, chunksize=_chunks(len(ids), processes)), len(ids), desc, total)
+        return _collect(pool.imap(_call, ids, chunksize=_chunks(len(ids), processes)), len(ids), desc, total, add)
 
 
-def _collect(results: Iterator[dict[str, int]] | Iterable[dict[str, int]], n: int, desc: str,
-             total: dict[str, int]) -> dict[str, int]:
+def _collect(results: Iterator[Counts] | Iterable[Counts], n: int, desc: str, total: Counts,
+             add: Callable[[Counts, Counts], Counts]) -> Counts:
     with tqdm(total=n, desc=desc, unit="img", mininterval=2.0) as bar:
-        for stats in results:
-            total = add_stats(total, stats)
+        for counts in results:
+            total = add(total, counts)
             bar.update()
     return total

@@ -6,6 +6,8 @@ fit its CAMs. Hand values stay overrides (and ``config/voc12.yaml`` keeps IRNet'
   confident foreground (``ir_label.fg_thres``) and of the CRF's unary (``crf.bg_thres``);
 - the confident background plane (``ir_label.bg_thres``) is the largest threshold whose background is still at least
   ``bg_precision`` pure (share of the pixels below the plane that are background), never above t*;
+- ``crf.bg_thres: search`` goes one step further for the CRF masks: the plane whose CRF masks (not thresholded CAMs)
+  best match the labeled split, searched by the ``crf_plane`` stage (the CRF moves boundaries, so the two differ);
 - the random walk's background: its constant plane (``random_walk.bg_thres``) is t*, and the walked plane
   ``(1 - max cam)^alpha`` gets ``alpha = ln t* / ln(1 - t*)``, the exponent at which it equals the class score exactly
   at t* (1 at t* = 0.5, the demo's hand value; 0.30 at 0.7), so before the walk the background wins where
@@ -58,13 +60,24 @@ def resolve_ir_label(section: dict[str, Any], cam_eval: dict[str, Any] | None) -
     return {"fg_thres": fg, "bg_thres": bg}
 
 
-def resolve_crf(section: dict[str, Any], cam_eval: dict[str, Any] | None) -> dict[str, Any]:
-    """``refine.crf`` with an ``auto`` background plane replaced by the CAMs' best threshold."""
-    if section["bg_thres"] != AUTO:
-        return dict(section)
-    best = _best_threshold(cam_eval, "refine.crf.bg_thres")
-    log.info("refine.crf.bg_thres auto: %g, the CAMs' best threshold", best)
-    return {**section, "bg_thres": best}
+SEARCH = "search"
+CRF_SEARCH_KEYS = ("search_planes", "search_images")  # what only crf_plane reads
+
+
+def resolve_crf(section: dict[str, Any], cam_eval: dict[str, Any] | None,
+                plane: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``refine.crf`` for crf_masks: an ``auto`` background plane replaced by the CAMs' best threshold, a ``search``
+    one by crf_plane's best plane (its JSON, ``plane``); the search's own keys left out."""
+    resolved = {key: value for key, value in section.items() if key not in CRF_SEARCH_KEYS}
+    if section["bg_thres"] == AUTO:
+        resolved["bg_thres"] = _best_threshold(cam_eval, "refine.crf.bg_thres")
+        log.info("refine.crf.bg_thres auto: %g, the CAMs' best threshold", resolved["bg_thres"])
+    elif section["bg_thres"] == SEARCH:
+        if plane is None:
+            raise ValueError("refine.crf.bg_thres: 'search' needs crf_plane's search on the pixel-labeled train split")
+        resolved["bg_thres"] = float(plane["best_plane"])
+        log.info("refine.crf.bg_thres search: %g, the best of crf_plane's planes", resolved["bg_thres"])
+    return resolved
 
 
 def walk_alpha(threshold: float) -> float:
@@ -85,7 +98,8 @@ def resolve_random_walk(section: dict[str, Any], cam_eval: dict[str, Any] | None
     return resolved
 
 
-def read_cam_eval(path: str | Path | None) -> dict[str, Any] | None:
+def read_stage_json(path: str | Path | None) -> dict[str, Any] | None:
+    """A stage's JSON that thresholds are read from (eval_cams', crf_plane's); None where the rule has no such input."""
     if path is None:
         return None
     with open(path, encoding="utf-8") as handle:

@@ -72,6 +72,14 @@ def test_auto_refinement_thresholds_read_the_cam_evaluation(tmp_path):
     refiners = ("cam_to_ir_label", "crf_masks", "make_pseudo_masks")
     assert {("eval_cams", rule) for rule in refiners} <= edges["auto"]
     assert not {e for e in edges["hand"] if e[0] == "eval_cams" and e[1] in refiners}
+    assert not {e for e in edges["hand"] | edges["auto"] if "crf_plane" in e}
+    # search: crf_masks waits for crf_plane, which reads the CAMs, not their evaluation
+    result = snakemake(tmp_path / "search", demo_config_with({"refine": {**hand, "crf": {"bg_thres": "search"}}}),
+                       "--dag")
+    assert result.returncode == 0, result.stderr[-3000:]
+    search = dag_edges(result.stdout)
+    assert {("crf_plane", "crf_masks"), ("make_cams", "crf_plane")} <= search
+    assert ("eval_cams", "crf_masks") not in search and ("eval_cams", "crf_plane") not in search
 
 
 def test_segment_target_plans_and_names_bad_input_before_any_job(tmp_path):

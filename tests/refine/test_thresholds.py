@@ -10,7 +10,7 @@ import torch
 
 from clims_core.metrics.segmentation import background_precision, foreground_precision
 from clims_core.refine.random_walk import background_plane
-from clims_core.refine.thresholds import (confident_background_threshold, read_cam_eval, resolve_crf,
+from clims_core.refine.thresholds import (confident_background_threshold, read_stage_json, resolve_crf,
                                           resolve_ir_label, resolve_random_walk, walk_alpha)
 
 # The demo's plain CAM at e1c323b (eval_cams on the train split), rounded: best 0.5.
@@ -44,11 +44,22 @@ def test_crf_auto_is_the_best_threshold(tmp_path):
     section = {"bg_thres": "auto", "unary": "labels", "split": "train_aug"}
     path = tmp_path / "eval_train.json"
     path.write_text(json.dumps(CAM_EVAL))
-    assert resolve_crf(section, read_cam_eval(path)) == {**section, "bg_thres": 0.5}
+    assert resolve_crf(section, read_stage_json(path)) == {**section, "bg_thres": 0.5}
     assert resolve_crf({**section, "bg_thres": 0.3}, None)["bg_thres"] == 0.3
-    assert read_cam_eval(None) is None
+    assert read_stage_json(None) is None
     with pytest.raises(ValueError, match="refine.crf.bg_thres"):
         resolve_crf(section, None)
+
+
+def test_crf_search_takes_crf_planes_best_plane_and_drops_the_search_keys():
+    section = {"bg_thres": "search", "unary": "labels", "split": "train_aug", "search_planes": [0.3, 0.4],
+               "search_images": 200}
+    plane = {"planes": [0.3, 0.4], "miou_per_plane": [60.0, 62.0], "best_plane": 0.4}
+    assert resolve_crf(section, None, plane) == {"bg_thres": 0.4, "unary": "labels", "split": "train_aug"}
+    assert resolve_crf({**section, "bg_thres": 0.3}, None, None) == {"bg_thres": 0.3, "unary": "labels",
+                                                                     "split": "train_aug"}
+    with pytest.raises(ValueError, match="refine.crf.bg_thres: 'search' needs crf_plane"):
+        resolve_crf(section, CAM_EVAL, None)
 
 
 def test_precisions_from_a_hand_made_confusion():

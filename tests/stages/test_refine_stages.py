@@ -15,8 +15,8 @@ from clims_core.models.backbone import BackboneSpec
 from clims_core.models.irn import load_irn_model
 from clims_core.refine.crf import CrfSettings
 from clims_core.refine.mask_folder import MaskFolder
-from clims_core.stages import (cam_to_ir_label, crf_masks, eval_masks, make_cams, make_pseudo_masks, merge_masks,
-                               train_cam, train_irn)
+from clims_core.stages import (cam_to_ir_label, crf_masks, crf_plane, eval_masks, make_cams, make_pseudo_masks,
+                               merge_masks, train_cam, train_irn)
 from tests.conftest import THREADS, launch_stage
 
 FAST_CRF = CrfSettings(iterations=3)
@@ -162,6 +162,39 @@ def test_crf_masks_on_the_train_split_are_evaluated(cams, tmp_path):
     result = eval_masks.run(eval_masks.EvalMasksSettings(), cams["manifest"], tmp_path / "index.json",
                             tmp_path / "eval.json", tmp_path / "eval.tsv", "cam", "crf")
     assert 0 <= result["miou"] <= 100 and result["ignored_fraction"] == 0 and "confounder_fp" not in result
+
+
+def test_crf_plane_search_scores_each_plane_as_eval_masks_scores_its_masks(cams, tmp_path):
+    """The searched plane is the best of the planes tried, and each plane's mIoU is what eval_masks gives the CRF masks
+    made at that plane (same CRF, same images, same counting); more background plane, less foreground."""
+    planes = (0.15, 0.3, 0.6)
+    settings = crf_plane.CrfPlaneSettings(planes=planes, crf=FAST_CRF, processes=2)
+    result = crf_plane.run(settings, cams["manifest"], cams["store"], tmp_path / "plane.json", method="cam")
+    assert json.loads((tmp_path / "plane.json").read_text()) == result
+    assert result["images"] == 40 and result["planes"] == list(planes)
+    best = int(np.argmax(result["miou_per_plane"]))
+    assert result["best_plane"] == planes[best] and result["miou"] == result["miou_per_plane"][best]
+    shares = result["foreground_share_per_plane"]
+    assert shares[0] > shares[1] > shares[2] and 0 < result["label_foreground_share"] < 1
+    for plane, miou in zip(planes, result["miou_per_plane"]):
+        folder = tmp_path / f"masks_{plane}"
+        crf_masks.run(crf_masks.CrfMaskSettings(split="train", bg_thres=plane, crf=FAST_CRF), cams["manifest"],
+                      cams["store"], folder, folder / "index.json")
+        scored = eval_masks.run(eval_masks.EvalMasksSettings(), cams["manifest"], folder / "index.json",
+                                folder / "eval.json", folder / "eval.tsv", "cam", "crf")
+        assert scored["miou"] == pytest.approx(miou, abs=1e-6)
+    few = crf_plane.run(crf_plane.CrfPlaneSettings(planes=(0.3,), images=7, crf=FAST_CRF), cams["manifest"],
+                        cams["store"], tmp_path / "few.json")
+    assert few["images"] == 7  # every 6th of 40: ids 0, 6, ..., 36
+    assert crf_plane.evenly_spaced(list(range(40)), 7) == [0, 6, 12, 18, 24, 30, 36]
+    assert crf_plane.evenly_spaced([1, 2], 200) == [1, 2]
+
+
+@pytest.mark.parametrize("bad, key", [({"planes": ()}, "search_planes"), ({"planes": (0.3, 1.0)}, "search_planes"),
+                                      ({"images": 0}, "search_images"), ({"unary": "soft"}, "refine.crf.unary")])
+def test_crf_plane_settings_name_the_bad_key(bad, key):
+    with pytest.raises(ValueError, match=key):
+        crf_plane.CrfPlaneSettings(**bad)
 
 
 def test_eval_counts_ignored_pixels_as_background(cams, ir_labels, tmp_path):

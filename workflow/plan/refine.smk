@@ -17,6 +17,10 @@ if _IRN_TRUNK == "imagenet":
 # also cover the evaluation's thresholds, and the rules take the JSON as an input.
 _IR_AUTO = "auto" in (REFINE["ir_label"]["fg_thres"], REFINE["ir_label"]["bg_thres"])
 _CRF_AUTO = REFINE["crf"]["bg_thres"] == "auto"
+# 'search': crf_plane runs the CRF at each of search_planes on the pixel-labeled train split and crf_masks reads its
+# best plane; the search keys enter the tags only then.
+_CRF_SEARCH = REFINE["crf"]["bg_thres"] == "search"
+_CRF_MASKS = {k: v for k, v in REFINE["crf"].items() if _CRF_SEARCH or not k.startswith("search_")}
 _WALK_AUTO = "auto" in (REFINE["random_walk"]["bg_thres"], REFINE["random_walk"]["alpha"])
 _EVAL_SECTION = [CFG["eval"]["cam_thresholds"]]
 # what cam_to_ir_label reads: bg_precision only when bg_thres is auto
@@ -28,9 +32,12 @@ IRN_TAGS = {m: tag(_IRN_SECTION, IR_TAGS[m], *([CAM_TAGS[m]] if _IRN_TRUNK == "c
 MASK_TAGS = {
     "irn": {m: tag([REFINE["random_walk"], *_EVAL_SECTION] if _WALK_AUTO else REFINE["random_walk"], IRN_TAGS[m],
                    CAM_TAGS[m], CAMS_TAG) for m in REFINE_METHODS},
-    "crf": {m: tag([_CRF, REFINE["crf"], *(_EVAL_SECTION if _CRF_AUTO else [])], CAM_TAGS[m], CAMS_TAG)
+    "crf": {m: tag([_CRF, _CRF_MASKS, *(_EVAL_SECTION if _CRF_AUTO else [])], CAM_TAGS[m], CAMS_TAG)
             for m in REFINE_METHODS},
 }
+# the plane depends on the CRF and the search, not on which split crf_masks then refines
+CRF_PLANE_TAGS = {m: tag([_CRF, {k: v for k, v in _CRF_MASKS.items() if k != "split"}], CAM_TAGS[m], CAMS_TAG)
+                  for m in REFINE_METHODS}
 
 
 def cam_store(method: str) -> str:
@@ -44,6 +51,10 @@ def ir_dir(method: str) -> str:
 
 def irn_dir(method: str) -> str:
     return f"{RESULTS}/irn/{method}-{IRN_TAGS[method]}"
+
+
+def crf_plane_json(method: str) -> str:
+    return f"{RESULTS}/crf_plane/{method}-{CRF_PLANE_TAGS[method]}/plane.json"
 
 
 def mask_dir(method: str, refiner: str) -> str:
@@ -63,6 +74,8 @@ for _method in REFINE_METHODS:
             benchmark(f"make_pseudo_masks_{_method}", MASK_TAGS["irn"][_method])
         if "crf" in REFINERS:
             benchmark(f"crf_masks_{_method}", MASK_TAGS["crf"][_method])
+    if "crf" in REFINERS and _CRF_SEARCH:
+        benchmark(f"crf_plane_{_method}", CRF_PLANE_TAGS[_method])
 ALL_TARGETS.extend(MASK_EVAL.values())
 
 # One job per folder, or with refine.shards > 1 one per shard ('<i>-of-<n>'), each writing its PNGs into the folder
@@ -80,6 +93,13 @@ _SHARD_SUFFIX = ".{scatteritem}" if SHARDED_REFINE else ""
 def cam_eval_input(automatic: bool):
     """The method's eval_cams JSON as an input where 'auto' thresholds read it, else nothing."""
     return lambda wc: {"cam_eval": CAM_EVAL[wc.method]} if automatic else {}
+
+
+def crf_masks_inputs(wildcards) -> dict[str, str]:
+    """What crf_masks reads besides the CAMs: eval_cams' JSON for 'auto', crf_plane's for 'search'."""
+    if _CRF_AUTO:
+        return {"cam_eval": CAM_EVAL[wildcards.method]}
+    return {"plane": crf_plane_json(wildcards.method)} if _CRF_SEARCH else {}
 
 
 def train_irn_inputs(wildcards) -> dict[str, str]:

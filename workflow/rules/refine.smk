@@ -82,9 +82,30 @@ rule make_pseudo_masks:
         "../scripts/make_pseudo_masks.py"
 
 
+rule crf_plane:
+    input:
+        manifest=MANIFEST,
+        store=lambda wc: cam_store(wc.method),
+    output:
+        f"{RESULTS}/crf_plane/{{method}}-{{tag}}/plane.json",
+    params:
+        crf=_CRF,
+        refiner=REFINE["crf"],
+        code=code("crf_plane"),
+    threads: 8
+    log:
+        f"{LOGS}/crf_plane/{{method}}-{{tag}}.log",
+    benchmark:
+        f"{LOGS}/crf_plane_{{method}}/{{tag}}.benchmark.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/crf_plane.py"
+
+
 rule crf_masks:
     input:
-        unpack(cam_eval_input(_CRF_AUTO)),
+        unpack(crf_masks_inputs),
         manifest=MANIFEST,
         store=lambda wc: cam_store(wc.method),
     output:
