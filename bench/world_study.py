@@ -159,7 +159,9 @@ def main() -> None:
                     row = row_from_evals(world, seed, recipe, args.size, {} if args.clip_only else _read(files.cams),
                                          json.loads(files.clip.read_text()) if files.clip else None)
                     if args.stages != "cams" and not args.clip_only:
-                        row.update(downstream_from_evals(_read(files.masks), _read(files.seg)),
+                        # --summary lists the whole DAG's files; --stages masks never makes the seg ones
+                        seg = _read(files.seg) if args.stages == "seg" else {}
+                        row.update(downstream_from_evals(_read(files.masks), seg),
                                    stages=args.stages, **({"val_images": args.val} if downstream else {}))
                     row.update(commit=_commit(), wall_s=wall)
                     with open(args.jsonl, "a", encoding="utf-8") as handle:

@@ -26,13 +26,13 @@ from clims_core.data.manifest import Manifest
 from clims_core.io.atomic import write_json
 from clims_core.io.cam_store import CamStore
 from clims_core.metrics.results import load_ground_truth, percent
-from clims_core.metrics.segmentation import confusion, scores_from_confusion
+from clims_core.metrics.segmentation import DEFAULT_THRESHOLDS, confusion, scores_from_confusion
 from clims_core.refine.crf import CrfSettings, crf_mask
 from clims_core.refine.per_image import check_store_covers, image_and_cams, run_per_image
 from clims_core.stages.crf_masks import UNARIES
 
 log = logging.getLogger(__name__)
-DEFAULT_PLANES = tuple(round(0.05 * i, 2) for i in range(2, 15))  # 0.10 .. 0.70
+DEFAULT_PLANES = DEFAULT_THRESHOLDS  # 0.05 .. 0.75, as eval_cams sweeps (broad CAMs peak near the top)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def evenly_spaced(items: list[Any], n: int) -> list[Any]:
 
 
 @dataclass(frozen=True)
-class _PlaneCounter:
+class PlaneCounter:
     """One image's CRF masks at every plane, counted against its labels: a (planes, C, C) confusion stack."""
 
     manifest: Manifest
@@ -103,7 +103,7 @@ def run(settings: CrfPlaneSettings, manifest_path: str | Path, store_path: str |
         provenance = {key: store.attrs[key] for key in ("config_hash", "checkpoint_sha256")}
     labels = dict(zip(manifest.ids(settings.split), manifest.labels(settings.split)))
     n_classes = len(manifest.classes) + 1
-    counter = _PlaneCounter(manifest, CamStore(store_path), {item["id"]: item for item in items}, labels, settings)
+    counter = PlaneCounter(manifest, CamStore(store_path), {item["id"]: item for item in items}, labels, settings)
     counts = run_per_image(counter, ids, settings.processes, "crf_plane",
                            total=np.zeros((len(settings.planes), n_classes, n_classes), dtype=np.int64), add=np.add)
     result = {"method": method, "split": settings.split, "images": len(ids), "unary": settings.unary,
