@@ -114,6 +114,9 @@ def ir_label(image: np.ndarray, cams: np.ndarray, keys: np.ndarray, fg_thres: fl
     return conf
 
 
+UNARIES = ("labels", "scores")  # crf_mask's unary choices (refine.crf.unary)
+
+
 def crf_mask(image: np.ndarray, cams: np.ndarray, keys: np.ndarray, bg_thres: float, settings: CrfSettings,
              unary: str = "labels") -> np.ndarray:
     """The cheap refiner: the CAMs thresholded at ``bg_thres`` and snapped to the image by the CRF.

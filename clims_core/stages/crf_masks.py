@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from clims_core.checks import require_one_of, require_open_unit
-from clims_core.refine.crf import CrfSettings, crf_mask
+from clims_core.refine.crf import UNARIES, CrfSettings, crf_mask
 from clims_core.refine.per_image import ShardSettings, masks_from_cams
 
 log = logging.getLogger(__name__)
-UNARIES = ("labels", "scores")
 
 
 @dataclass(frozen=True)

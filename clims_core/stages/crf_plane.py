@@ -28,9 +28,8 @@ from clims_core.io.atomic import write_json
 from clims_core.io.cam_store import CamStore
 from clims_core.metrics.results import load_ground_truth, percent
 from clims_core.metrics.segmentation import DEFAULT_THRESHOLDS, confusion, scores_from_confusion
-from clims_core.refine.crf import CrfSettings, crf_mask
+from clims_core.refine.crf import UNARIES, CrfSettings, crf_mask
 from clims_core.refine.per_image import check_store_covers, image_and_cams, run_per_image
-from clims_core.stages.crf_masks import UNARIES
 
 log = logging.getLogger(__name__)
 DEFAULT_PLANES = DEFAULT_THRESHOLDS  # 0.05 .. 0.75, as eval_cams sweeps (broad CAMs peak near the top)
