@@ -4,7 +4,7 @@ crf_plane picks the plane on the same pixel-labeled train images eval_masks then
 `auto` (the CAMs' best threshold) is partly a fit. This bench splits those images in two (even / odd positions), picks
 the plane on one half and scores the CRF masks of the other half at it, both ways, against the `auto` plane (the CAMs'
 best threshold on the *whole* split, which favours auto), for each method of each finished run folder (a world-study
-folder or a demo clone: results/data/*/manifest.json, results/cams/<method>-*/{train_aug.h5, eval_train.json}).
+folder or a demo clone: results/data/*/manifest.json, results/cams/<method>-*/{train.h5 or train_aug.h5, eval_train.json}).
 
     python bench/crf_plane_holdout.py /tmp/world_study/reduced-*-s0 --jsonl docs/experiments/crf_plane_holdout_cpu.jsonl
 """
@@ -87,7 +87,9 @@ def main() -> None:
             cams = _one(f"results/cams/{method}-*", run)
             auto_plane = round(float(json.loads((cams / "eval_train.json").read_text())["best_threshold"]), 2)
             planes = tuple(sorted({*DEFAULT_PLANES, auto_plane}))
-            counter = PlaneCounter(manifest, CamStore(cams / "train_aug.h5"), {i["id"]: i for i in items}, labels,
+            # the train split's own store when there is one (a `--stages cams` study makes no train_aug store)
+            store = cams / "train.h5" if (cams / "train.h5").is_file() else cams / "train_aug.h5"
+            counter = PlaneCounter(manifest, CamStore(store), {i["id"]: i for i in items}, labels,
                                    CrfPlaneSettings(planes=planes, crf=CrfSettings()))
             per_image = np.stack(run_per_image(counter, [i["id"] for i in items], args.processes, f"{run.name} {method}",
                                                total=[], add=lambda done, counts: [*done, counts]))
