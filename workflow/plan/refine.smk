@@ -2,6 +2,8 @@
 # walk) and by denseCRF alone; both scored on the pixel-labeled train split.
 # The plan only (what this config makes: tags, paths, input functions); the rules are in rules/refine.smk.
 
+from clims_core.refine.thresholds import CRF_SEARCH_KEYS
+
 REFINE = CFG["refine"]
 REFINE_METHODS = REFINE["methods"]
 REFINERS = REFINE["refiners"]
@@ -20,7 +22,7 @@ _CRF_AUTO = REFINE["crf"]["bg_thres"] == "auto"
 # 'search': crf_plane runs the CRF at each of search_planes on the pixel-labeled train split and crf_masks reads its
 # best plane; the search keys enter the tags only then.
 _CRF_SEARCH = REFINE["crf"]["bg_thres"] == "search"
-_CRF_MASKS = {k: v for k, v in REFINE["crf"].items() if _CRF_SEARCH or not k.startswith("search_")}
+_CRF_MASKS = {k: v for k, v in REFINE["crf"].items() if _CRF_SEARCH or k not in CRF_SEARCH_KEYS}
 _WALK_AUTO = "auto" in (REFINE["random_walk"]["bg_thres"], REFINE["random_walk"]["alpha"])
 _EVAL_SECTION = [CFG["eval"]["cam_thresholds"]]
 # what cam_to_ir_label reads: bg_precision only when bg_thres is auto

@@ -90,7 +90,7 @@ rule crf_plane:
         f"{RESULTS}/crf_plane/{{method}}-{{tag}}/plane.json",
     params:
         crf=_CRF,
-        refiner={k: REFINE["crf"][k] for k in ("unary", "search_planes", "search_images")},
+        refiner={k: REFINE["crf"][k] for k in ("unary", *CRF_SEARCH_KEYS)},
         code=code("crf_plane"),
     threads: 8
     log:
