@@ -17,7 +17,7 @@ import numpy as np
 
 from clims_core.io.masks import IGNORE_INDEX
 
-DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 16))  # 0.05 .. 0.75, IRNet's cam_eval_thres range
+DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95: broad CAMs peak above 0.75
 
 
 def _check_gt(gt: np.ndarray, n_classes: int, ignore: int) -> np.ndarray:

@@ -32,7 +32,7 @@ from clims_core.refine.crf import UNARIES, CrfSettings, crf_mask
 from clims_core.refine.per_image import check_store_covers, image_and_cams, run_per_image
 
 log = logging.getLogger(__name__)
-DEFAULT_PLANES = DEFAULT_THRESHOLDS  # 0.05 .. 0.75, as eval_cams sweeps (broad CAMs peak near the top)
+DEFAULT_PLANES = DEFAULT_THRESHOLDS  # 0.05 .. 0.95, as eval_cams sweeps
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Stage ``eval_cams``: how good are the CAMs as segmentations, on the pixel-labeled train split.
 
-For background thresholds 0.05..0.75 (IRNet's rule, :func:`clims_core.metrics.segmentation.cams_to_label`): mIoU per
+For background thresholds 0.05..0.95 (IRNet's rule, :func:`clims_core.metrics.segmentation.cams_to_label`): mIoU per
 threshold (the curve), the best threshold, per-class IoU / precision / recall there and, where the dataset has stuff
 masks, each ``eval.confounders`` pair's false-positive rate (the share of the visible stuff's pixels labelled as the
 class: a train CAM firing on railroad). Every image is read once; all thresholds are counted in that one pass.
@@ -84,6 +84,16 @@ def evaluate(settings: EvalCamsSettings, manifest: Manifest, store: CamStore) ->
     return sum_over_images(counter, items, total, settings.threads, "eval_cams"), missing, use_stuff
 
 
+def rising_at_edge(curve: list[float], best: int) -> bool:
+    """Whether the best of a sweep is at one of its ends with the curve still rising there, so the true best may lie
+    beyond the sweep (very broad or very narrow CAMs): eval.cam_thresholds should widen. A flat end (ties go to the
+    lowest threshold) is not."""
+    if len(curve) < 2 or best not in (0, len(curve) - 1):
+        return False
+    neighbour = curve[1] if best == 0 else curve[-2]
+    return bool(np.isnan(neighbour) or curve[best] > neighbour)
+
+
 def summarize(counts: SweepCounts, manifest: Manifest) -> dict[str, Any]:
     """The metrics of the JSON: the curve, the best threshold and everything measured at it."""
     scores = [scores_from_confusion(conf) for conf in counts.confusion]
@@ -96,6 +106,7 @@ def summarize(counts: SweepCounts, manifest: Manifest) -> dict[str, Any]:
         "miou_per_threshold": [percent(m) for m in curve],
         "best_threshold": round(float(counts.thresholds[best]), 6),
         "miou": percent(curve[best]),
+        "best_at_sweep_edge": rising_at_edge(curve, best),
         "per_class": {name: {key: percent(at_best[key][i]) for key in ("iou", "precision", "recall")}
                       for i, name in enumerate(names)},
         # How trustworthy each side of the plane is at each threshold: what refine's "auto" thresholds read.
@@ -168,6 +179,11 @@ def run(settings: EvalCamsSettings, manifest_path: str | Path, store_path: str |
                     manifest.root, STUFF_DIR)
     log.info("eval_cams %s: mIoU %.2f at threshold %.2f over %d images", method, result["miou"] or float("nan"),
              result["best_threshold"], images)
+    if result["best_at_sweep_edge"]:
+        log.warning("eval_cams %s: the best threshold %g is at an end of eval.cam_thresholds (%g-%g) with the curve "
+                    "still rising; the best may lie beyond it and refine's auto thresholds start from it: widen "
+                    "eval.cam_thresholds", method, result["best_threshold"], result["thresholds"][0],
+                    result["thresholds"][-1])
     write_json(json_path, result)
     write_text(tsv_path, to_tsv(result))
     plot_curve(result, plot_path)

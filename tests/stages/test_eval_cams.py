@@ -12,7 +12,8 @@ from PIL import Image
 from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStoreWriter, stride_shape
 from clims_core.io.masks import load_mask, save_mask
-from clims_core.stages.eval_cams import EvalCamsSettings, run
+from clims_core.metrics.segmentation import DEFAULT_THRESHOLDS
+from clims_core.stages.eval_cams import EvalCamsSettings, rising_at_edge, run
 from tests.conftest import THREADS
 
 
@@ -42,8 +43,8 @@ def test_ground_truth_cams_score_100(tiny_world: dict, tmp_path: Path) -> None:
     settings = EvalCamsSettings(confounders={"train": "railroad", "boat": "water"}, threads=THREADS)
     result = run(settings, tiny_world["manifest"], tmp_path / "cams.h5", **outputs(tmp_path), method="oracle")
     assert result["images"] == len(manifest.splits["train"]) and result["missing"] == []
-    assert result["miou_per_threshold"] == [100.0] * 15 and result["miou"] == 100.0
-    assert result["best_threshold"] == 0.05
+    assert result["miou_per_threshold"] == [100.0] * len(DEFAULT_THRESHOLDS) and result["miou"] == 100.0
+    assert result["best_threshold"] == 0.05 and result["best_at_sweep_edge"] is False  # a flat curve: ties go low
     assert all(s["iou"] in (100.0, None) for s in result["per_class"].values())
     assert result["per_class"]["background"]["iou"] == 100.0
     for pair in ("train/railroad", "boat/water"):
@@ -86,17 +87,18 @@ def test_shifted_cam_hand_computed(hand_world: dict, tmp_path: Path) -> None:
     low = 100 * (0.6 + 1 / 3 + 1) / 3
     # t >= 0.5 (a tie with 0.5 goes to the background): train on column 1. background 16/20; train 4/8; cat 1
     high = 100 * (0.8 + 0.5 + 1) / 3
-    assert result["miou_per_threshold"] == pytest.approx([low] * 9 + [high] * 6, abs=1e-3)
+    assert result["miou_per_threshold"] == pytest.approx([low] * 9 + [high] * 10, abs=1e-3)
     assert result["best_threshold"] == 0.5 and result["miou"] == pytest.approx(high, abs=1e-3)
+    assert result["best_at_sweep_edge"] is False
     assert result["per_class"]["train"] == pytest.approx({"iou": 50.0, "precision": 100.0, "recall": 50.0})
     assert result["per_class"]["background"] == pytest.approx({"iou": 80.0, "precision": 80.0, "recall": 100.0})
     # below 0.5: 16 pixels predicted background, 12 of them are (a: columns 0 and 3, b: rows 2-3), 16 predicted a
     # class, 12 right; from 0.5: 16 of 20 background, 12 of 12 foreground
-    assert result["background_precision_per_threshold"] == pytest.approx([0.75] * 9 + [0.8] * 6)
-    assert result["foreground_precision_per_threshold"] == pytest.approx([0.75] * 9 + [1.0] * 6)
+    assert result["background_precision_per_threshold"] == pytest.approx([0.75] * 9 + [0.8] * 10)
+    assert result["foreground_precision_per_threshold"] == pytest.approx([0.75] * 9 + [1.0] * 10)
     # railroad visible as background in a (labelled train): row 3, columns 2-3; column 2 is train only below 0.5
     assert result["confounder_fp"] == {"train/railroad": {"rate": 0.0, "pixels": 2}}
-    assert result["confounder_fp_per_threshold"]["train/railroad"] == [0.5] * 9 + [0.0] * 6
+    assert result["confounder_fp_per_threshold"]["train/railroad"] == [0.5] * 9 + [0.0] * 10
     tsv = (tmp_path / "cams.tsv").read_text().splitlines()
     assert tsv[0] == "method\tmetric\tvalue" and "shifted\tbest_threshold\t0.5000" in tsv
     assert "shifted\tconfounder_fp.train/railroad\t0.0000" in tsv
@@ -131,3 +133,10 @@ def test_bad_inputs_named(hand_world: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="eval.confounders: unknown stuff 'water'"):
         run(EvalCamsSettings(confounders={"train": "water"}), hand_world["manifest"], tmp_path / "cams.h5",
             **outputs(tmp_path), method="m")
+
+
+@pytest.mark.parametrize("curve, best, edge", [([1.0, 2.0, 3.0], 2, True), ([3.0, 2.0, 1.0], 0, True),
+                                               ([3.0, 3.0, 1.0], 0, False), ([1.0, 3.0, 2.0], 1, False),
+                                               ([5.0], 0, False), ([float("nan"), 2.0], 1, True)])
+def test_a_best_threshold_is_flagged_only_where_the_curve_still_rises_at_an_end(curve, best, edge) -> None:
+    assert rising_at_edge(curve, best) is edge
