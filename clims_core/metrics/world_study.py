@@ -70,6 +70,8 @@ def row_from_evals(world: str, seed: int, recipe: str, size: str, evals: dict[st
               if value["rate"] is not None}
         methods[method] = {"miou": round(result["miou"], 2), "fp": fp,
                            "best_threshold": result.get("best_threshold")}
+        if result.get("best_at_sweep_edge"):  # the sweep may have cut the best threshold: keep that in the record
+            methods[method]["best_at_sweep_edge"] = True
     return {"world": world, "seed": seed, "recipe": recipe, "size": size, "methods": methods, "clip": clips}
 
 

@@ -52,13 +52,15 @@ def test_run_config_orders_size_world_seed_recipe():
 
 def test_row_from_evals_rounds_and_skips_undefined_rates():
     evals = {"cam": {"miou": 41.23456, "best_threshold": 0.4,
-                     "confounder_fp": {"train/railroad": {"rate": 0.123456}, "boat/water": {"rate": None}}}}
+                     "confounder_fp": {"train/railroad": {"rate": 0.123456}, "boat/water": {"rate": None}}},
+             "clims": {"miou": 50.0, "best_threshold": 0.95, "best_at_sweep_edge": True, "confounder_fp": {}}}
     clip = {name: {"zero_shot_map": 0.9, "stuff_test": {"object_accuracy": acc, "stuff_accuracy": 0.5,
                                                         "crops": {"object": 51, "stuff": 60}}}
             for name, acc in (("pretrained", 0.92), ("finetuned", 0.391))}
     row = row_from_evals("small_parts", 2, "default", "reduced", evals, clip)
     assert row == {"world": "small_parts", "seed": 2, "recipe": "default", "size": "reduced",
-                   "methods": {"cam": {"miou": 41.23, "fp": {"train/railroad": 12.35}, "best_threshold": 0.4}},
+                   "methods": {"cam": {"miou": 41.23, "fp": {"train/railroad": 12.35}, "best_threshold": 0.4},
+                               "clims": {"miou": 50.0, "fp": {}, "best_threshold": 0.95, "best_at_sweep_edge": True}},
                    "clip": {"pretrained": {"zero_shot_map": 90.0, "object_accuracy": 92.0, "stuff_accuracy": 50.0,
                                            "object_crops": 51},
                             "finetuned": {"zero_shot_map": 90.0, "object_accuracy": 39.1, "stuff_accuracy": 50.0,
