@@ -83,6 +83,7 @@ class WorldSummary:
     baseline: list[float]           # plain CAM mIoU per seed
     method: list[float]             # the method's mIoU per seed
     fp_change: dict[str, float]     # mean over seeds of (method FP - baseline FP) per pair, in points
+    fp_change_spread: dict[str, float]  # its sample sd over seeds: how far one seed's change says anything
     clip_object_change: list[float]  # per seed with both CLIPs: fine-tuned minus pretrained masked-object accuracy
 
     @property
@@ -124,25 +125,28 @@ def summarise(rows: list[dict], method: str = "clims", baseline: str = "cam") ->
         group = sorted({row["seed"]: row for row in group}.values(), key=lambda row: row["seed"])  # last run per seed
         pairs = sorted(set.intersection(*(set(r["methods"][method]["fp"]) & set(r["methods"][baseline]["fp"])
                                           for r in group)))
-        fp_change = {pair: round(mean([r["methods"][method]["fp"][pair] - r["methods"][baseline]["fp"][pair]
-                                       for r in group]), 2) for pair in pairs}
+        changes = {pair: [r["methods"][method]["fp"][pair] - r["methods"][baseline]["fp"][pair] for r in group]
+                   for pair in pairs}
         clip_change = [r["clip"]["finetuned"]["object_accuracy"] - r["clip"]["pretrained"]["object_accuracy"]
                        for r in group if {"finetuned", "pretrained"} <= set(r.get("clip", {}))]
         summaries.append(WorldSummary(world, recipe, [r["seed"] for r in group],
                                       [r["methods"][baseline]["miou"] for r in group],
-                                      [r["methods"][method]["miou"] for r in group], fp_change,
+                                      [r["methods"][method]["miou"] for r in group],
+                                      {pair: round(mean(values), 2) for pair, values in changes.items()},
+                                      {pair: round(spread(values), 2) for pair, values in changes.items()},
                                       [round(change, 2) for change in clip_change]))
     return summaries
 
 
 def markdown_table(summaries: list[WorldSummary], miou_margin: float = 3.0, fp_margin: float = 2.0,
                    method: str = "CLIMS") -> str:
-    """The per-world table: means ± sample sd over seeds, paired delta, wins, worst pair, target met."""
+    """The per-world table: means ± sample sd over seeds, paired delta, wins, worst pair (its paired change's mean ±
+    sd over seeds), target met."""
     lines = [f"| world | recipe | seeds | plain CAM | {method} | delta | wins | worst pair FP change | target "
              "| CLIP fine-tuning: object crops |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         worst = s.worst_pair
-        worst_text = f"{worst[0]} {worst[1]:+.1f}" if worst else "-"
+        worst_text = f"{worst[0]} {worst[1]:+.1f} ± {s.fp_change_spread[worst[0]]:.1f}" if worst else "-"
         clip_text = f"{mean(s.clip_object_change):+.1f}" if s.clip_object_change else "-"
         lines.append(f"| {s.world} | {s.recipe} | {len(s.seeds)} | {mean(s.baseline):.1f} ± {spread(s.baseline):.1f} "
                      f"| {mean(s.method):.1f} ± {spread(s.method):.1f} "

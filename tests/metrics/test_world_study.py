@@ -98,14 +98,15 @@ def test_summarise_pairs_seeds_and_finds_the_worst_pair():
     assert (a.world, a.recipe, a.seeds, b.seeds, other.recipe) == ("a", "default", [0, 1], [0], "other")
     assert a.deltas == [5.0, -1.0] and a.wins == 1
     assert a.fp_change == {"p": -8.0, "q": 2.5} and a.worst_pair == ("q", 2.5)
+    assert a.fp_change_spread == {"p": pytest.approx(2.83, abs=0.01), "q": pytest.approx(2.12, abs=0.01)}
     assert not a.meets(miou_margin=2.0, fp_margin=2.0)       # q rose 2.5 points
     assert a.meets(miou_margin=2.0, fp_margin=3.0)           # mean delta 2.0
     assert not a.meets(miou_margin=2.1, fp_margin=3.0)
     assert b.meets(3.0, 2.0) and spread(b.deltas) == 0.0
     assert spread([1.0, 3.0]) == pytest.approx(2 ** 0.5)     # sample sd
     table = markdown_table([a, b])
-    assert "| a | default | 2 | 45.0 ± 7.1 | 47.0 ± 2.8 | +2.0 ± 4.2 | 1/2 | q +2.5 | no | - |" in table
-    assert "| b | default | 1 | 30.0 ± 0.0 | 36.0 ± 0.0 | +6.0 ± 0.0 | 1/1 | p +1.0 | yes | - |" in table
+    assert "| a | default | 2 | 45.0 ± 7.1 | 47.0 ± 2.8 | +2.0 ± 4.2 | 1/2 | q +2.5 ± 2.1 | no | - |" in table
+    assert "| b | default | 1 | 30.0 ± 0.0 | 36.0 ± 0.0 | +6.0 ± 0.0 | 1/1 | p +1.0 ± 0.0 | yes | - |" in table
 
 
 def test_a_rerun_seed_counts_once():
