@@ -36,7 +36,7 @@ VOC_SPLIT_SIZES = {"train_aug": 10_582, "train": 1_464, "val": 1_449}
 # (width, height, share): VOC 2012's common sizes, long side 500; approximate shares (500 x 375 is most of VOC).
 VOC_SIZE_MIX = ((500, 375, 0.52), (375, 500, 0.16), (500, 333, 0.12), (333, 500, 0.04), (500, 334, 0.04),
                 (500, 332, 0.03), (500, 400, 0.03), (500, 366, 0.02), (500, 281, 0.02), (500, 500, 0.02))
-RENDER_SIZE = 500  # the square the scene is drawn at, then cropped to the image's size
+RENDER_SIZE = 500  # the square the scene is drawn at (VOC's long side), then cropped to the image's size
 SPLIT_CODES = {"train_aug": 11, "val": 12}  # not the demo world's (1, 2): other draws
 ID_YEAR = {"train_aug": 2008, "val": 2010}
 LISTS = {"train_aug": "ImageSets/SegmentationAug/train_aug.txt", "train": "ImageSets/Segmentation/train.txt",
@@ -51,19 +51,24 @@ class StandinSettings:
     # Each split has at least this many images, so a small copy still fills one batch of the paper's sizes (CCT and
     # DeepLab take 10 pixel-labeled / pseudo-labeled images a step) without scaling train_aug up with it.
     min_images: int = 1
+    # VOC's long side is 500; a smaller one shrinks every size of the mix alike (same aspect ratios), for a test that
+    # runs voc12.yaml's path on a few images in seconds rather than minutes.
+    long_side: int = RENDER_SIZE
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
             raise ValueError(f"voc stand-in scale: expected a number in (0, 1], got {self.scale!r}")
         if self.min_images < 1:
             raise ValueError(f"voc stand-in min_images: expected an integer >= 1, got {self.min_images!r}")
+        if not 32 <= self.long_side <= RENDER_SIZE:
+            raise ValueError(f"voc stand-in long_side: expected an integer in [32, {RENDER_SIZE}], got {self.long_side!r}")
 
     def split_sizes(self) -> dict[str, int]:
         return {split: max(self.min_images, round(n * self.scale)) for split, n in VOC_SPLIT_SIZES.items()}
 
     def world(self) -> DemoWorldSettings:
         sizes = self.split_sizes()
-        return DemoWorldSettings(seed=self.seed, image_size=RENDER_SIZE, n_train_aug=sizes["train_aug"],
+        return DemoWorldSettings(seed=self.seed, image_size=self.long_side, n_train_aug=sizes["train_aug"],
                                  labeled_fraction=sizes["train"] / sizes["train_aug"], n_val=sizes["val"],
                                  n_captions=0, classes=KNOWN_CLASSES, jpeg_quality=self.jpeg_quality)
 
@@ -76,10 +81,12 @@ def image_id(split: str, index: int) -> str:
 _SIZE_SHARES = np.array([share for *_, share in VOC_SIZE_MIX]) / sum(share for *_, share in VOC_SIZE_MIX)
 
 
-def draw_size(rng: np.random.Generator) -> tuple[int, int]:
-    """(height, width) drawn from :data:`VOC_SIZE_MIX`."""
+def draw_size(rng: np.random.Generator, long_side: int = RENDER_SIZE) -> tuple[int, int]:
+    """(height, width) drawn from :data:`VOC_SIZE_MIX`, scaled so that the long side is ``long_side``."""
     width, height, _ = VOC_SIZE_MIX[int(rng.choice(len(VOC_SIZE_MIX), p=_SIZE_SHARES))]
-    return height, width
+    if long_side == RENDER_SIZE:
+        return height, width
+    return round(height * long_side / RENDER_SIZE), round(width * long_side / RENDER_SIZE)
 
 
 _VOC_INDEX = np.zeros(256, dtype=np.uint8)  # demo class index -> VOC class index (0 and 255 kept)
@@ -107,14 +114,15 @@ def _crop_origin(class_mask: np.ndarray, instances: list[InstanceRecord], height
                  rng: np.random.Generator) -> tuple[int, int]:
     """A random crop window that keeps some object, as every VOC image has one: else the window centred on the
     largest instance's box (clamped into the square)."""
-    y0 = int(rng.integers(0, RENDER_SIZE - height + 1))
-    x0 = int(rng.integers(0, RENDER_SIZE - width + 1))
+    side = class_mask.shape[0]  # the rendered square
+    y0 = int(rng.integers(0, side - height + 1))
+    x0 = int(rng.integers(0, side - width + 1))
     window = class_mask[y0:y0 + height, x0:x0 + width]
     if ((window > 0) & (window != IGNORE_INDEX)).any() or not instances:
         return y0, x0
     largest = max(instances, key=lambda inst: inst.visible_px)
     cy, cx = (largest.bbox[1] + largest.bbox[3]) // 2, (largest.bbox[0] + largest.bbox[2]) // 2
-    return (min(max(cy - height // 2, 0), RENDER_SIZE - height), min(max(cx - width // 2, 0), RENDER_SIZE - width))
+    return (min(max(cy - height // 2, 0), side - height), min(max(cx - width // 2, 0), side - width))
 
 
 _WORKER: tuple[StandinSettings, DemoWorldSettings, Path, set[str]] | None = None
@@ -134,7 +142,7 @@ def _render(task: tuple[str, int, object]) -> str:
     _, render = image_streams(world.seed, code, index)
     scene = render_scene(plan, world, render, world_bank(world))
     crop_rng = np.random.default_rng([world.seed, code, index, 7])
-    height, width = draw_size(crop_rng)
+    height, width = draw_size(crop_rng, settings.long_side)
     y0, x0 = _crop_origin(scene.class_mask, scene.instances, height, width, crop_rng)
     image = np.ascontiguousarray(scene.image[y0:y0 + height, x0:x0 + width])
     mask = _VOC_INDEX[scene.class_mask[y0:y0 + height, x0:x0 + width]]
@@ -188,10 +196,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the VOC2012 folder to write (config data.root)")
     parser.add_argument("--scale", type=float, default=1.0, help="of VOC's split sizes 10,582 / 1,464 / 1,449")
     parser.add_argument("--min-images", type=int, default=1, help="at least this many images in each split")
+    parser.add_argument("--long-side", type=int, default=RENDER_SIZE,
+                        help="the images' long side (VOC's: 500); smaller shrinks every size of the mix alike")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    sizes = generate_standin(StandinSettings(args.scale, args.seed, min_images=args.min_images), args.out, args.workers)
+    sizes = generate_standin(StandinSettings(args.scale, args.seed, min_images=args.min_images,
+                                                    long_side=args.long_side), args.out, args.workers)
     print(f"{args.out}: " + ", ".join(f"{split} {n}" for split, n in sizes.items()))
 
 

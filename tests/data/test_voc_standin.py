@@ -66,6 +66,10 @@ def test_size_mix_and_settings():
         StandinSettings(scale=0)
     with pytest.raises(ValueError, match="min_images"):
         StandinSettings(min_images=0)
+    with pytest.raises(ValueError, match="long_side"):
+        StandinSettings(long_side=16)
+    small = [draw_size(np.random.default_rng(0), long_side=100) for _ in range(3)]
+    assert small == [(round(h / 5), round(w / 5)) for h, w in (draw_size(np.random.default_rng(0)) for _ in range(3))]
     # the floor lifts the small splits only: a batch of 10 pixel-labeled images without a bigger train_aug
     assert StandinSettings(scale=0.003, min_images=10).split_sizes() == {"train_aug": 32, "train": 10, "val": 10}
 
@@ -74,3 +78,14 @@ def test_command_line_writes_the_folder(tmp_path, capsys):
     main(["--out", str(tmp_path / "VOC2012"), "--scale", "0.0005", "--workers", "1"])
     assert "train_aug 5, train 1, val 1" in capsys.readouterr().out
     assert len(list((tmp_path / "VOC2012" / "JPEGImages").iterdir())) == 6
+
+
+def test_a_smaller_long_side_shrinks_every_image_alike(tmp_path, capsys):
+    root = tmp_path / "VOC2012"
+    main(["--out", str(root), "--scale", "0.0005", "--workers", "1", "--long-side", "100"])
+    assert "train_aug 5, train 1, val 1" in capsys.readouterr().out
+    mix = {(round(w / 5), round(h / 5)) for w, h, _ in VOC_SIZE_MIX}
+    for path in (root / "JPEGImages").iterdir():
+        masks = root / ("SegmentationClassAug" if path.stem.startswith("2008") else "SegmentationClass")
+        with Image.open(path) as image, Image.open(masks / f"{path.stem}.png") as mask:
+            assert image.size in mix and mask.size == image.size, path
