@@ -61,7 +61,8 @@ class StandinSettings:
         if self.min_images < 1:
             raise ValueError(f"voc stand-in min_images: expected an integer >= 1, got {self.min_images!r}")
         if not 32 <= self.long_side <= RENDER_SIZE:
-            raise ValueError(f"voc stand-in long_side: expected an integer in [32, {RENDER_SIZE}], got {self.long_side!r}")
+            raise ValueError(f"voc stand-in long_side: expected an integer in [32, {RENDER_SIZE}], "
+                             f"got {self.long_side!r}")
 
     def split_sizes(self) -> dict[str, int]:
         return {split: max(self.min_images, round(n * self.scale)) for split, n in VOC_SPLIT_SIZES.items()}
@@ -201,8 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    sizes = generate_standin(StandinSettings(args.scale, args.seed, min_images=args.min_images,
-                                                    long_side=args.long_side), args.out, args.workers)
+    settings = StandinSettings(args.scale, args.seed, min_images=args.min_images, long_side=args.long_side)
+    sizes = generate_standin(settings, args.out, args.workers)
     print(f"{args.out}: " + ", ".join(f"{split} {n}" for split, n in sizes.items()))
 
 
