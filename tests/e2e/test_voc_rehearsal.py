@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from clims_core.config import merge_config
 from clims_core.data.manifest import Manifest
 from clims_core.data.voc_standin import VOC_CLASSES, StandinSettings, generate_standin
-from clims_core.models.standin_weights import write_all
+from clims_core.models.standin_weights import write_openai_clip, write_torchvision_resnet
 from tests.e2e.workflow import REPO, planned_jobs, snakemake
+
+pytestmark = pytest.mark.e2e
 
 # On top of config/rehearsal.yaml (one epoch a training), batches of the whole split: 4 train_aug images, 2 of them
 # the pixel-labeled train split (CCT's labeled batch) and 2 image-level only (its unlabeled batch); one step each.
@@ -49,7 +52,10 @@ def test_voc12_runs_every_rule_on_the_standin(tmp_path: Path):
     sizes = generate_standin(StandinSettings(scale=4e-4, min_images=2, long_side=96), tmp_path / config["data"]["root"],
                              progress=False)
     assert sizes == {"train_aug": 4, "train": 2, "val": 2}
-    write_all(tmp_path / "weights")
+    # the files voc12.yaml reads, where it reads them (not the open_clip copy `make rehearsal` also writes: 600 MB)
+    write_openai_clip(tmp_path / config["clip"]["weights"])
+    write_torchvision_resnet(tmp_path / config["cam"]["backbone_weights"], 50)
+    write_torchvision_resnet(tmp_path / config["seg"]["deeplab"]["backbone_weights"], 101)
     planned = planned_jobs(snakemake(tmp_path, config, "-n", "--quiet", "rules"))
     for rule in ("finetune_clip", "train_cam", "make_cams", "merge_cams", "cam_to_ir_label", "train_irn",
                  "make_pseudo_masks", "crf_masks", "train_seg", "train_deeplab", "eval_seg", "report"):
