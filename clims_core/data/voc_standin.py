@@ -85,9 +85,7 @@ _SIZE_SHARES = np.array([share for *_, share in VOC_SIZE_MIX]) / sum(share for *
 def draw_size(rng: np.random.Generator, long_side: int = RENDER_SIZE) -> tuple[int, int]:
     """(height, width) drawn from :data:`VOC_SIZE_MIX`, scaled so that the long side is ``long_side``."""
     width, height, _ = VOC_SIZE_MIX[int(rng.choice(len(VOC_SIZE_MIX), p=_SIZE_SHARES))]
-    if long_side == RENDER_SIZE:
-        return height, width
-    return round(height * long_side / RENDER_SIZE), round(width * long_side / RENDER_SIZE)
+    return round(height * long_side / RENDER_SIZE), round(width * long_side / RENDER_SIZE)  # exact at 500
 
 
 _VOC_INDEX = np.zeros(256, dtype=np.uint8)  # demo class index -> VOC class index (0 and 255 kept)

@@ -5,7 +5,7 @@ What stays voc12.yaml's: the VOC 2012 + SBD layout and its 20 classes, the OpenA
 same code as OpenAI's file), the ImageNet-layout ResNet-50 and ResNet-101 with frozen BatchNorm, the `cvpr` preset,
 CCT's 30 auxiliary decoders, DeepLabV2's ASPP, 4 scales x flip, sharded make_cams and refinement with their merges,
 IRN's radius 10 and the threshold walk. What the test cuts: images (4 / 2 / 2, long side 96), crops, batch sizes
-(one step each), shards (2) and DataLoader workers, so it runs in minutes on one core rather than `make
+(one step each), shards (2) and DataLoader workers, so it runs in minutes on this 2-core CPU rather than `make
 rehearsal`'s hour.
 """
 
