@@ -159,10 +159,16 @@ def launch_stage(stage: str, arguments: dict, folder: Path, processes: int) -> N
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
 
+SHARED_SESSION_FIXTURES = ("tiny_run", "slurm_cluster")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test``), the tests that share an expensive session fixture (the tiny end-to-end
-    run, the Slurm cluster) go to one worker (``--dist loadgroup``), so each is built once."""
+    run, the Slurm cluster) go to one worker (``--dist loadgroup``), so each is built once. tryfirst: xdist reads the
+    marks in its own hook of this name (it appends ``@group`` to the node id); run after it, the marks came too late
+    and both workers built the tiny run (2 x 150 s)."""
     for item in items:
-        for fixture in ("tiny_run", "slurm_cluster"):
+        for fixture in SHARED_SESSION_FIXTURES:
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(fixture))
