@@ -172,6 +172,8 @@ def main() -> None:
                                + [f"{run} {v:.1f}" for run, v in row.get("seg", {}).items()]
                                + [f"{c} object crops {r['object_accuracy']:.1f}" for c, r in row["clip"].items()])
                     print(f"{world} seed {seed} {recipe}: {', '.join(figures)} ({wall:.0f} s)", flush=True)
+    if not args.jsonl.is_file():
+        sys.exit(f"no run finished, so {args.jsonl} has no rows to tabulate")
     rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]
     names = {name for name, _ in recipes}
     chosen = [row for row in rows if row["recipe"] in names or args.table_only]

@@ -194,3 +194,10 @@ def test_schema_is_package_data_so_a_plain_install_validates():
     assert shipped.is_file() and SCHEMA_PATH.parent == Path(importlib.resources.files("clims_core"))
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert SCHEMA_PATH.name in pyproject["tool"]["setuptools"]["package-data"]["clims_core"]
+
+
+def test_pretrained_trunk_recipe_is_the_overlays_cam_section():
+    """The world study's recipe (config/recipes/pretrained_trunk.yaml) measures what the demo overlay trains."""
+    overlay = yaml.safe_load((REPO / "config" / "demo_pretrained_trunk.yaml").read_text())
+    recipe = yaml.safe_load((REPO / "config" / "recipes" / "pretrained_trunk.yaml").read_text())
+    assert recipe == {"cam": overlay["cam"]}
