@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from clims_core.losses.cam import multilabel_loss
+from clims_core.losses.cam import multilabel_loss, normalised_cams
 from clims_core.methods.cam import CamObjective
 from clims_core.methods.clims_objective import ClimsObjective
 from clims_core.methods.clims_settings import ClimsSettings
@@ -29,7 +29,10 @@ class ClimsTraining(CamObjective):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
         features = self.model.features(images)
-        maps = self.model.activation_maps_from(features)[:, int(self.model.background_channel):]
+        if self.objective.settings.map_activation == "normalised_cam":
+            maps = normalised_cams(self.model.maps_from(features).float())
+        else:
+            maps = self.model.activation_maps_from(features)[:, int(self.model.background_channel):]
         loss, parts = self.objective(images, maps.float(), labels)
         weight = self.objective.settings.classification_weight
         if weight:

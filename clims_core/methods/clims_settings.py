@@ -10,6 +10,7 @@ from clims_core.checks import require_one_of
 MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
 CBS_REDUCTIONS = ("mean", "sum", "sum_mean", "any_word")  # as clims_core.losses.clims.background_suppression
 SCORE_CLAMPS = ("both", "log_domain")  # as clims_core.losses.clims.SCORE_CLAMPS (kept free of torch here)
+MAP_ACTIVATIONS = ("sigmoid", "normalised_cam")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class ClimsSettings:
     # paper's CLIMS sees only CLIP's scores of masked images). Above 0 the image labels keep holding each map on what
     # tells its class apart, so CLIP's scores alone can no longer carry a map onto its co-occurring stuff.
     classification_weight: float = 0.0
+    # The maps CLIP scores: "sigmoid" of the classifier per pixel (the paper's and both public codes'), or
+    # "normalised_cam": ReLU divided by each map's max, the maps make_cams outputs. Started from a trained CAM the
+    # sigmoid maps sit near 1 on the object and on its co-occurring stuff alike (other_four, reduced: 0.999 and
+    # 0.95 for train and railroad), where the sigmoid's gradient vanishes, so CLIMS cannot rank the object above its
+    # stuff in the maps that are used; the normalised CAM is that ranking (README "Which maps CLIMS trains").
+    map_activation: str = "sigmoid"
 
     @classmethod
     def from_config(cls, section: dict) -> ClimsSettings:
@@ -75,6 +82,7 @@ class ClimsSettings:
             raise ValueError("clims otm_softmax: expected all_prompts or without_other_classes, "
                              f"got {self.otm_softmax!r}")
         require_one_of("clims score_clamp", self.score_clamp, SCORE_CLAMPS)
+        require_one_of("clims map_activation", self.map_activation, MAP_ACTIVATIONS)
         require_one_of("clims cbs_reduction", self.cbs_reduction, CBS_REDUCTIONS)
         if self.cbs_reduction == "any_word" and self.similarity != "softmax":
             raise ValueError("clims cbs_reduction any_word sums probabilities: it needs similarity: softmax")
@@ -116,7 +124,7 @@ PRESETS: dict[str, dict] = {
              "class_weights": {"sofa": 3.0, "diningtable": 3.0, "chair": 3.0}, "similarity": "cosine",
              "masking": "pixel", "area": "all", "cbs_softmax": "all_prompts", "otm_softmax": "all_prompts",
              "object_prompt": "a photo of {name}", "background_prompt": "a photo of {name}", "class_names": {},
-             "score_clamp": "log_domain", "classification_weight": 0.0},
+             "score_clamp": "log_domain", "classification_weight": 0.0, "map_activation": "sigmoid"},
 }
 
 

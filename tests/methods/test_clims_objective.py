@@ -228,3 +228,38 @@ def test_settings_from_config_take_every_knob_of_the_resolved_section(preset):
     assert (changed.cbs_reduction, changed.classification_weight) == ("mean", 2.0)
     with pytest.raises(KeyError, match="masking"):  # a knob the section lacks is an error, never a silent default
         ClimsSettings.from_config({k: v for k, v in section.items() if k != "masking"})
+
+
+class _RecordingObjective:
+    """The CLIMS objective, keeping the maps it was given."""
+
+    def __init__(self, objective: ClimsObjective):
+        self.objective, self.settings, self.maps = objective, objective.settings, []
+
+    def __call__(self, images: torch.Tensor, maps: torch.Tensor, labels: torch.Tensor):
+        self.maps.append(maps.detach())
+        return self.objective(images, maps, labels)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "normalised_cam"])
+def test_map_activation_picks_the_maps_clip_scores_and_gradients_reach_the_network(tiny_clip, activation):
+    torch.manual_seed(0)
+    model = build_model(BackboneSpec(depth=18, width=8, norm="batch"), len(CLASSES), False).eval()
+    images, labels = torch.rand(2, 3, 64, 64), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    objective = ClimsObjective(tiny_clip, CLASSES, ClimsSettings(background_words=["railroad"], similarity="softmax",
+                                                                 map_activation=activation))
+    recorder = _RecordingObjective(objective)
+    training = ClimsTraining(model, recorder)  # type: ignore[arg-type]
+    loss, _ = training(images, labels, 0, 1)
+    scores = model.maps_from(model.features(images)).detach()
+    if activation == "sigmoid":
+        expected = torch.sigmoid(scores)
+    else:  # the maps make_cams outputs: ReLU, each map over its max
+        expected = torch.relu(scores) / (torch.relu(scores).amax(dim=(2, 3), keepdim=True) + 1e-5)
+        peaks = recorder.maps[0].amax(dim=(2, 3))  # 1 where a map has positive scores, 0 where none
+        assert (((peaks - 1).abs() < 1e-3) | (peaks == 0)).all() and (peaks > 0.99).any()
+    assert torch.allclose(recorder.maps[0], expected, atol=1e-6)
+    loss.backward()
+    assert model.classifier.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="clims map_activation: expected one of"):
+        ClimsSettings(map_activation="softmax")
