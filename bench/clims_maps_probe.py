@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from PIL import Image
 
 from clims_core.data.manifest import Manifest
 from clims_core.io.cam_store import CamStore
+from clims_core.io.images import read_rgb
 from clims_core.losses.cam import normalised_cams
 from clims_core.metrics.results import load_ground_truth, load_stuff_mask
 from clims_core.metrics.segmentation import cams_to_label
@@ -47,7 +47,7 @@ def labelled_items(manifest: Manifest) -> list[dict]:
     return [item for item in manifest.splits["train"] if item.get("mask")]
 
 
-def map_means(run: Path, manifest: Manifest, homes: dict[int, int], model_path: Path) -> dict:
+def map_means(manifest: Manifest, homes: dict[int, int], model_path: Path) -> dict:
     """(class, space, region) -> mean map value over the images where the region has pixels."""
     model, _ = load_cam_model(model_path)
     sums: dict[tuple[str, str, str], list[float]] = {}
@@ -55,7 +55,7 @@ def map_means(run: Path, manifest: Manifest, homes: dict[int, int], model_path: 
         keys = np.flatnonzero(item["labels"])
         gt = load_ground_truth(manifest, item, "train")
         stuff = load_stuff_mask(manifest.root / "SegmentationStuff", item["id"])
-        image = np.asarray(Image.open(manifest.image_path(item["id"])).convert("RGB"), dtype=np.float32) / 255
+        image = read_rgb(manifest.image_path(item["id"])).astype(np.float32) / 255
         with torch.no_grad():
             scores = model.maps_from(model.features(torch.from_numpy(image).permute(2, 0, 1)[None]))
             scores = F.interpolate(scores, size=gt.shape, mode="bilinear", align_corners=False)[0, keys]
@@ -97,7 +97,7 @@ def main() -> None:
              if c in manifest.classes and s in manifest.stuff_classes}
     header = f"{'class':10} {'space':15} " + " ".join(f"{r:>13}" for r in REGIONS)
     for model_path in sorted((args.run / "results" / "cam").glob("*/model.pt")):
-        means = map_means(args.run, manifest, homes, model_path)
+        means = map_means(manifest, homes, model_path)
         print(f"\n{model_path.parent.name}: mean map value per region (single scale)\n{header}")
         for cls in manifest.classes:
             for space in ("sigmoid", "normalised CAM"):

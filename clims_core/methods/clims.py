@@ -29,10 +29,11 @@ class ClimsTraining(CamObjective):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> tuple[torch.Tensor, dict]:
         features = self.model.features(images)
+        scores = self.model.maps_from(features)  # foreground channels; a CVPR head's background channel is unused
         if self.objective.settings.map_activation == "normalised_cam":
-            maps = normalised_cams(self.model.maps_from(features).float())
+            maps = normalised_cams(scores.float())
         else:
-            maps = self.model.activation_maps_from(features)[:, int(self.model.background_channel):]
+            maps = torch.sigmoid(scores)
         loss, parts = self.objective(images, maps.float(), labels)
         weight = self.objective.settings.classification_weight
         if weight:
