@@ -133,10 +133,25 @@ def evaluate(clip: LoadedClip, manifest: Manifest, settings: EvalClipSettings, i
             "object_accuracy": float(right[crops.kind == "object"].mean()),
             "stuff_accuracy": float(right[crops.kind == "stuff"].mean()),
             "per_word": {w: float(right[crops.truth == i].mean()) for i, w in enumerate(words) if (crops.truth == i).any()},
+            "named_as": named_as(best, crops.truth, words),
             "crops": {"object": int((crops.kind == "object").sum()), "stuff": int((crops.kind == "stuff").sum()),
                       "skipped_small": inputs.skipped_small},
         }
     return result
+
+
+def named_as(best: np.ndarray, truth: np.ndarray, words: list[str]) -> dict[str, dict[str, float]]:
+    """Per word, the share of its crops named as each word (its own included), largest first: what a wrong name was.
+
+    A stuff word's crops named as a class (railroad crops read as "train") is what lets CLIMS's background term grow
+    that class's map onto the stuff."""
+    shares = {}
+    for i, word in enumerate(words):
+        mine = best[truth == i]
+        if len(mine):
+            counts = np.bincount(mine, minlength=len(words)) / len(mine)
+            shares[word] = {words[j]: float(counts[j]) for j in np.argsort(-counts, kind="stable") if counts[j] > 0}
+    return shares
 
 
 def to_tsv(results: dict[str, dict]) -> str:

@@ -104,6 +104,9 @@ def test_eval_clip_writes_both_clips_and_the_stuff_test(pretrained, tiny_world, 
     assert stuff["crops"]["object"] > 20 and stuff["crops"]["stuff"] > 20
     assert 0 <= stuff["object_accuracy"] <= 1 and set(stuff["per_word"]) <= {*tiny_world["settings"].classes,
                                                                               *tiny_world["settings"].stuff_classes}
+    for word, shares in stuff["named_as"].items():  # every crop of a word named as some word, its own share = accuracy
+        assert sum(shares.values()) == pytest.approx(1.0) and shares.get(word, 0.0) == pytest.approx(stuff["per_word"][word])
+        assert list(shares.values()) == sorted(shares.values(), reverse=True)
     assert json.loads((tmp_path / "e.json").read_text())["pretrained"]["prompts"][0] == "a photo of an aeroplane."
     assert (tmp_path / "e.tsv").read_text().startswith("clip\tmetric\tvalue\npretrained\tzero_shot_map\t")
 
@@ -144,3 +147,11 @@ def test_finetune_settings_take_the_masking_share_from_the_config():
     assert finetune_clip.settings_from_config(default, {}, 0, "cpu", 1).weight_interpolation == 1.0
     wise = validate_config(demo_config_with({"clip": {"finetune_settings": {"weight_interpolation": 0.5}}}))
     assert finetune_clip.settings_from_config(wise["clip"]["finetune_settings"], {}, 0, "cpu", 1).weight_interpolation == 0.5
+
+
+def test_named_as_says_what_each_word_was_called():
+    words = ["train", "car", "railroad"]
+    best = np.array([0, 0, 1, 2, 0, 2])  # two train crops right, one called car; railroad crops: 2 right, 1 train
+    truth = np.array([0, 0, 0, 2, 2, 2])
+    assert eval_clip.named_as(best, truth, words) == {"train": {"train": 2 / 3, "car": 1 / 3},
+                                                      "railroad": {"railroad": 2 / 3, "train": 1 / 3}}
