@@ -15,6 +15,7 @@ Needs the world's stuff masks (SegmentationStuff/), as the demo worlds have.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,10 @@ def main() -> None:
           "prefers the true mask")
     for path in clips:
         objective = ClimsObjective(load_clip(None, str(path), "cpu").freeze(), manifest.classes, settings)
-        print(f"\n{path.parent.name}\n{'pair':16} {'images':>6} " +
+        metrics = json.loads((path.parent / "metrics.json").read_text())
+        interpolation = metrics.get("weight_interpolation")
+        interpolation = f" (weight_interpolation {interpolation})" if interpolation is not None else ""
+        print(f"\n{path.parent.name}{interpolation}\n{'pair':16} {'images':>6} " +
               " ".join(f"{t:>22}" for t in ("OTM true/flood", "BTM true/flood", "CBS true/flood", "sum: flood - true")))
         for (c, s), (images, objects, floods) in samples.items():
             if not len(images):
