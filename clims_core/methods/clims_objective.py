@@ -75,13 +75,16 @@ class ClimsObjective:
         rows = torch.arange(len(n), device=fg_raw.device)
         fg, otm_scores, cbs_scores = fg_raw, fg_raw, fg_raw
         if self.settings.similarity == "softmax":
-            fg, bg = prompt_probabilities(fg_raw, self.logit_scale), prompt_probabilities(bg, self.logit_scale)
+            others = torch.zeros_like(fg_raw, dtype=torch.bool)  # each row's other class prompts
+            others[:, :k] = True
+            others[rows, c] = False
+            bg_raw = bg
+            fg, bg = prompt_probabilities(fg_raw, self.logit_scale), prompt_probabilities(bg_raw, self.logit_scale)
             otm_scores, cbs_scores = fg, fg
             if self.settings.otm_softmax == "without_other_classes":
-                others = torch.zeros_like(fg_raw, dtype=torch.bool)
-                others[:, :k] = True
-                others[rows, c] = False
                 otm_scores = self._probabilities_without(fg_raw, others)
+            if self.settings.btm_softmax == "without_other_classes":
+                bg = self._probabilities_without(bg_raw, others)
             if self.settings.cbs_softmax == "without_labels":
                 labelled = torch.zeros_like(fg_raw, dtype=torch.bool)
                 labelled[:, :k] = labels[n].bool()

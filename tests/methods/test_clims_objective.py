@@ -103,6 +103,24 @@ def test_otm_without_other_classes_ignores_look_alike_classes(tiny_clip, otm_sof
     assert look_alike["btm"] != pytest.approx(plain["btm"], abs=1e-6)  # BTM still scores over all prompts
 
 
+@pytest.mark.parametrize("btm_softmax", ["all_prompts", "without_other_classes"])
+def test_btm_without_other_classes_ignores_look_alike_classes(tiny_clip, btm_softmax):
+    settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax", btm_softmax=btm_softmax)
+
+    def car_reads_like_train(text):
+        text[2] = text[0]
+
+    labels = ((1.0, 0, 0), (0, 1, 0))  # no car in the batch: only its prompt changes
+    plain = _parts_with_text(tiny_clip, settings, lambda text: None, labels)
+    look_alike = _parts_with_text(tiny_clip, settings, car_reads_like_train, labels)
+    if btm_softmax == "all_prompts":
+        assert look_alike["btm"] != pytest.approx(plain["btm"], abs=1e-4)  # "car" takes the train's background mass
+    else:
+        assert look_alike["btm"] == pytest.approx(plain["btm"], abs=1e-6)
+        assert look_alike["bg_score"] == pytest.approx(plain["bg_score"], abs=1e-6)
+    assert look_alike["otm"] != pytest.approx(plain["otm"], abs=1e-6)  # OTM still scores over all prompts
+
+
 @pytest.mark.parametrize("cbs_softmax", ["all_prompts", "without_labels"])
 def test_cbs_without_labels_ignores_the_images_own_classes(tiny_clip, cbs_softmax):
     settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax", cbs_threshold=None,
@@ -123,6 +141,8 @@ def test_cbs_without_labels_ignores_the_images_own_classes(tiny_clip, cbs_softma
 def test_bad_otm_softmax_is_named():
     with pytest.raises(ValueError, match="clims otm_softmax"):
         ClimsSettings(otm_softmax="others")
+    with pytest.raises(ValueError, match="clims btm_softmax"):
+        ClimsSettings(btm_softmax="others")
 
 
 VOC_SOME = ["aeroplane", "boat", "diningtable", "person", "pottedplant", "tvmonitor"]
