@@ -48,10 +48,10 @@ STAGES = {"cams": (("eval_cams", "eval_clip"),),
           "seg": (("eval_clip", "eval_masks", "eval_seg"), ("eval_cams", "eval_clip"))}
 
 
-def _snakemake(workdir: Path, cores: int, *args: str, triggers: list[str] | None = None,
+def _snakemake(workdir: Path, config: Path, cores: int, *args: str, triggers: list[str] | None = None,
                until: tuple[str, ...] = ("eval_cams", "eval_clip")) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-               "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores),
+               "--directory", str(workdir), "--configfile", str(config), "--cores", str(cores),
                "--until", *until, *args]
     if triggers:
         command += ["--rerun-triggers", *triggers]
@@ -69,11 +69,11 @@ class EvalFiles:
     clip: Path | None = None
 
 
-def _eval_files(workdir: Path, cores: int, calls: tuple[tuple[str, ...], ...]) -> EvalFiles:
+def _eval_files(workdir: Path, config: Path, cores: int, calls: tuple[tuple[str, ...], ...]) -> EvalFiles:
     """The evaluation JSONs in this config's DAG (Snakemake's --summary lists exactly this config's paths, whatever
     else earlier recipes left in the folder)."""
     lines = [line for until in calls
-             for line in _snakemake(workdir, cores, "--summary", until=until).stdout.splitlines()]
+             for line in _snakemake(workdir, config, cores, "--summary", until=until).stdout.splitlines()]
     files = EvalFiles()
     for line in lines:
         path, *_ = line.split("\t")
@@ -144,10 +144,16 @@ def main() -> None:
                 for recipe, recipe_overlay in recipes:
                     workdir.mkdir(parents=True, exist_ok=True)
                     config = run_config(base, overlay, size, [*downstream, *recipe_overlay], seed, args.methods)
-                    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+                    # Each recipe's own config file: a second study on the same folder (refused by Snakemake's
+                    # lock) must not swap the config under a running one. config.yaml: the last recipe's, for the
+                    # probes, which read only its dataset keys and CLIMS settings.
+                    config_path = workdir / f"config-{recipe}.yaml"
+                    for path in (config_path, workdir / "config.yaml"):
+                        path.write_text(yaml.safe_dump(config))
                     start = time.time()
                     for until in calls:
-                        result = _snakemake(workdir, args.cores, triggers=args.rerun_triggers, until=until)
+                        result = _snakemake(workdir, config_path, args.cores, triggers=args.rerun_triggers,
+                                            until=until)
                         if result.returncode:
                             break
                     wall = round(time.time() - start, 1)
@@ -155,7 +161,7 @@ def main() -> None:
                         print(f"{world} seed {seed} {recipe}: snakemake failed (rc {result.returncode}), see "
                               f"{workdir}/logs\n{result.stderr[-2000:]}", file=sys.stderr)
                         continue
-                    files = _eval_files(workdir, args.cores, calls)
+                    files = _eval_files(workdir, config_path, args.cores, calls)
                     row = row_from_evals(world, seed, recipe, args.size, {} if args.clip_only else _read(files.cams),
                                          json.loads(files.clip.read_text()) if files.clip else None)
                     if args.stages != "cams" and not args.clip_only:
