@@ -85,9 +85,16 @@ def _parts_with_text(tiny_clip, settings, text_edit, labels=((1.0, 0, 1), (0, 1,
         return objective(images, maps, torch.tensor(labels))[1]
 
 
-@pytest.mark.parametrize("otm_softmax", ["all_prompts", "without_other_classes"])
-def test_otm_without_other_classes_ignores_look_alike_classes(tiny_clip, otm_softmax):
-    settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax", otm_softmax=otm_softmax)
+# (term, its score in the parts): OTM scores the foreground image, BTM the background image; each has its softmax knob.
+TERMS = {"otm": "fg_score", "btm": "bg_score"}
+
+
+@pytest.mark.parametrize("softmax", ["all_prompts", "without_other_classes"])
+@pytest.mark.parametrize("term", sorted(TERMS))
+def test_a_term_without_other_classes_ignores_look_alike_classes(tiny_clip, term, softmax):
+    settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax",
+                             **{f"{term}_softmax": softmax})
+    other = next(t for t in TERMS if t != term)
 
     def car_reads_like_train(text):
         text[2] = text[0]
@@ -95,30 +102,12 @@ def test_otm_without_other_classes_ignores_look_alike_classes(tiny_clip, otm_sof
     labels = ((1.0, 0, 0), (0, 1, 0))  # no car in the batch: only its prompt changes
     plain = _parts_with_text(tiny_clip, settings, lambda text: None, labels)
     look_alike = _parts_with_text(tiny_clip, settings, car_reads_like_train, labels)
-    if otm_softmax == "all_prompts":
-        assert look_alike["otm"] != pytest.approx(plain["otm"], abs=1e-4)  # "car" competes for the train image
+    if softmax == "all_prompts":
+        assert look_alike[term] != pytest.approx(plain[term], abs=1e-4)  # "car" takes mass from the train's images
     else:
-        assert look_alike["otm"] == pytest.approx(plain["otm"], abs=1e-6)
-        assert look_alike["fg_score"] == pytest.approx(plain["fg_score"], abs=1e-6)
-    assert look_alike["btm"] != pytest.approx(plain["btm"], abs=1e-6)  # BTM still scores over all prompts
-
-
-@pytest.mark.parametrize("btm_softmax", ["all_prompts", "without_other_classes"])
-def test_btm_without_other_classes_ignores_look_alike_classes(tiny_clip, btm_softmax):
-    settings = ClimsSettings(background_words=["railroad", "water"], similarity="softmax", btm_softmax=btm_softmax)
-
-    def car_reads_like_train(text):
-        text[2] = text[0]
-
-    labels = ((1.0, 0, 0), (0, 1, 0))  # no car in the batch: only its prompt changes
-    plain = _parts_with_text(tiny_clip, settings, lambda text: None, labels)
-    look_alike = _parts_with_text(tiny_clip, settings, car_reads_like_train, labels)
-    if btm_softmax == "all_prompts":
-        assert look_alike["btm"] != pytest.approx(plain["btm"], abs=1e-4)  # "car" takes the train's background mass
-    else:
-        assert look_alike["btm"] == pytest.approx(plain["btm"], abs=1e-6)
-        assert look_alike["bg_score"] == pytest.approx(plain["bg_score"], abs=1e-6)
-    assert look_alike["otm"] != pytest.approx(plain["otm"], abs=1e-6)  # OTM still scores over all prompts
+        assert look_alike[term] == pytest.approx(plain[term], abs=1e-6)
+        assert look_alike[TERMS[term]] == pytest.approx(plain[TERMS[term]], abs=1e-6)
+    assert look_alike[other] != pytest.approx(plain[other], abs=1e-6)  # the other term still scores over all prompts
 
 
 @pytest.mark.parametrize("cbs_softmax", ["all_prompts", "without_labels"])
