@@ -53,8 +53,9 @@ class ClimsSettings:
     # BTM's score with ``similarity: softmax``: the class's probability for the background image over the whole
     # prompt set ("all_prompts"), or over its own prompt and the background words ("without_other_classes", OTM's
     # fix applied to BTM). With all prompts, a car body left in the background reads partly as "train", the class
-    # it shares the body with, so BTM does not ask the car map to cover it: the partner classes' maps shrink to their
-    # distinctive parts (the full demo from the pretrained trunk with normalised maps: car recall 69% -> 51%).
+    # it shares the body with, so BTM need not ask the car map to cover it: a suspect for the partner classes' maps
+    # shrinking (the full demo from the pretrained trunk with normalised maps: car recall 69% -> 51%). Measured at
+    # reduced size: no gain (README "Which CLIP CLIMS scores with"), so no config sets it.
     btm_softmax: str = "all_prompts"
     # Weight of the plain CAM's multi-label classification loss kept while CLIMS trains (0 in both presets: the
     # paper's CLIMS sees only CLIP's scores of masked images). Above 0 the image labels keep holding each map on what

@@ -143,8 +143,8 @@ def evaluate(clip: LoadedClip, manifest: Manifest, settings: EvalClipSettings, i
 def named_as(best: np.ndarray, truth: np.ndarray, words: list[str]) -> dict[str, dict[str, float]]:
     """Per word, the share of its crops named as each word (its own included), largest first: what a wrong name was.
 
-    A stuff word's crops named as a class (railroad crops read as "train") is what lets CLIMS's background term grow
-    that class's map onto the stuff."""
+    A stuff word's crops named as a class (railroad crops read as "train") would let CLIMS's background term grow
+    that class's map onto the stuff (on the worlds measured they were not: README "Which CLIP CLIMS scores with")."""
     shares = {}
     for i, word in enumerate(words):
         mine = best[truth == i]
