@@ -272,3 +272,20 @@ def test_map_activation_picks_the_maps_clip_scores_and_gradients_reach_the_netwo
     assert model.classifier.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="clims map_activation: expected one of"):
         ClimsSettings(map_activation="softmax")
+
+
+def test_btm_hole_dilation_widens_only_the_background_images_hole(tiny_clip):
+    masks = torch.zeros(1, 1, 20, 20)
+    masks[0, 0, 8:12, 8:12] = 1.0
+    exact = ClimsObjective(tiny_clip, CLASSES, ClimsSettings(background_words=["railroad"]))
+    dilated = ClimsObjective(tiny_clip, CLASSES, ClimsSettings(background_words=["railroad"], btm_hole_dilation=0.1))
+    assert torch.equal(exact.background_hole(masks), masks)
+    hole = dilated.background_hole(masks)
+    assert hole[0, 0, 6:14, 6:14].min() == 1 and hole.sum() == 64  # 2 px (0.1 of 20) on every side
+    torch.manual_seed(0)
+    images, maps, labels = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 4, 4), torch.tensor([[1.0, 0, 0], [0, 1, 0]])
+    parts = {name: objective(images, maps, labels)[1] for name, objective in (("exact", exact), ("dilated", dilated))}
+    assert parts["dilated"]["otm"] == pytest.approx(parts["exact"]["otm"])  # the foreground image is unchanged
+    assert parts["dilated"]["btm"] != pytest.approx(parts["exact"]["btm"])
+    with pytest.raises(ValueError, match="clims btm_hole_dilation"):
+        ClimsSettings(btm_hole_dilation=0.5)
