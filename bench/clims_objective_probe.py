@@ -68,9 +68,13 @@ def loss_terms(objective: ClimsObjective, images: torch.Tensor, masks: torch.Ten
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a finished run folder (config.yaml, results/)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="the config whose cam.clims settings are scored (default: the run's config.yaml; a world "
+                             "study's is its last recipe's, config-<recipe>.yaml each recipe's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    config = yaml.safe_load((args.run / "config.yaml").read_text())
+    config_path = args.config or args.run / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
     manifest = Manifest.load(next((args.run / "results" / "data").glob("*/manifest.json")))
     confounders = config["eval"]["confounders"]
     section = resolve_clims_section(config["cam"]["clims"], manifest.stuff_classes, confounders, manifest.classes)
@@ -79,14 +83,14 @@ def main() -> None:
     clips += sorted((args.run / "results" / "clip").glob("finetune-*/clip.pt"))
     samples = {(c, s): pair_samples(manifest, manifest.classes.index(c), manifest.stuff_classes.index(s) + 1)
                for c, s in confounders.items() if s and c in manifest.classes and s in manifest.stuff_classes}
-    print(f"weights (OTM, BTM, CBS, REG) {list(settings.loss_weights)}; flooded minus true mask, > 0: the objective "
-          "prefers the true mask")
+    print(f"{config_path}: weights (OTM, BTM, CBS, REG) {list(settings.loss_weights)}; flooded minus true mask, > 0: "
+          "the objective prefers the true mask")
     for path in clips:
         objective = ClimsObjective(load_clip(None, str(path), "cpu").freeze(), manifest.classes, settings)
         metrics = json.loads((path.parent / "metrics.json").read_text())
-        interpolation = metrics.get("weight_interpolation")
-        interpolation = f" (weight_interpolation {interpolation})" if interpolation is not None else ""
-        print(f"\n{path.parent.name}{interpolation}\n{'pair':16} {'images':>6} " +
+        wise = metrics.get("weight_interpolation")
+        label = f"{path.parent.name} (weight_interpolation {wise})" if wise is not None else path.parent.name
+        print(f"\n{label}\n{'pair':16} {'images':>6} " +
               " ".join(f"{t:>22}" for t in ("OTM true/flood", "BTM true/flood", "CBS true/flood", "sum: flood - true")))
         for (c, s), (images, objects, floods) in samples.items():
             if not len(images):

@@ -78,15 +78,14 @@ class ClimsObjective:
             masked = torch.cat([masks * pictures, (1 - self.background_hole(masks)) * pictures]).float()
             features = self.encode_masked(masked)  # one CLIP forward for all foreground and background images
             similarity = features.float() @ self.text.t()  # 2P x (K + B)
-        fg_raw, bg = similarity[: len(n)], similarity[len(n):]
+        fg_raw, bg_raw = similarity[: len(n)], similarity[len(n):]
         k = len(self.classes)
         rows = torch.arange(len(n), device=fg_raw.device)
-        fg, otm_scores, cbs_scores = fg_raw, fg_raw, fg_raw
+        fg, bg, otm_scores, cbs_scores = fg_raw, bg_raw, fg_raw, fg_raw
         if self.settings.similarity == "softmax":
             others = torch.zeros_like(fg_raw, dtype=torch.bool)  # each row's other class prompts
             others[:, :k] = True
             others[rows, c] = False
-            bg_raw = bg
             fg, bg = prompt_probabilities(fg_raw, self.logit_scale), prompt_probabilities(bg_raw, self.logit_scale)
             otm_scores, cbs_scores = fg, fg
             if self.settings.otm_softmax == "without_other_classes":

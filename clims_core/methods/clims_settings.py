@@ -11,6 +11,7 @@ MASKINGS = ("pixel", "imagenet_normalized", "clip_normalized")
 CBS_REDUCTIONS = ("mean", "sum", "sum_mean", "any_word")  # as clims_core.losses.clims.background_suppression
 SCORE_CLAMPS = ("both", "log_domain")  # as clims_core.losses.clims.SCORE_CLAMPS (kept free of torch here)
 MAP_ACTIVATIONS = ("sigmoid", "normalised_cam")
+CLASS_SOFTMAXES = ("all_prompts", "without_other_classes")  # OTM's and BTM's softmax scopes
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,8 @@ class ClimsSettings:
             raise ValueError(f"clims area: expected all or positives, got {self.area!r}")
         if self.cbs_softmax not in ("all_prompts", "without_labels"):
             raise ValueError(f"clims cbs_softmax: expected all_prompts or without_labels, got {self.cbs_softmax!r}")
-        if self.otm_softmax not in ("all_prompts", "without_other_classes"):
-            raise ValueError("clims otm_softmax: expected all_prompts or without_other_classes, "
-                             f"got {self.otm_softmax!r}")
-        require_one_of("clims btm_softmax", self.btm_softmax, ("all_prompts", "without_other_classes"))
+        require_one_of("clims otm_softmax", self.otm_softmax, CLASS_SOFTMAXES)
+        require_one_of("clims btm_softmax", self.btm_softmax, CLASS_SOFTMAXES)
         require_one_of("clims score_clamp", self.score_clamp, SCORE_CLAMPS)
         require_one_of("clims map_activation", self.map_activation, MAP_ACTIVATIONS)
         require_one_of("clims cbs_reduction", self.cbs_reduction, CBS_REDUCTIONS)
